@@ -1,0 +1,412 @@
+//! The OCA JSON-schema subset compiled to a flat node arena, checked straight over the bytes.
+//!
+//! The OCA schemas use a small, regular part of JSON Schema: one `type` per node, string
+//! `enum`s, `properties`/`required`/`additionalProperties: false`, `items` with
+//! `minItems`/`maxItems`, `maxLength`, `minimum`/`maximum`, `$ref` into `definitions`, plus
+//! annotations. A schema using anything else does not compile ([`Compiled::new`] returns
+//! `None`) and its action simply always takes the slow path.
+//!
+//! [`Compiled::accepts`] answers only "certainly valid" (`true`) or "ask the reference
+//! validator" (`false`); `multipleOf`, asserted formats, escapes that need decoding and
+//! numbers at the edge of f64/i64 are all "ask". Agreement with the jsonschema crate on every
+//! input the fast path accepts is pinned by `tests/differential.rs`.
+
+use crate::scan::Cursor;
+use rustc_hash::{FxHashMap, FxHashSet};
+use serde_json::{Map, Value};
+use std::collections::HashMap;
+
+#[derive(Debug)]
+enum Node {
+    Any,
+    /// Valid only through the reference validator.
+    Defer,
+    Boolean,
+    Integer {
+        min: Option<f64>,
+        max: Option<f64>,
+    },
+    Number {
+        min: Option<f64>,
+        max: Option<f64>,
+    },
+    String {
+        min: usize,
+        max: usize,
+        options: Option<FxHashSet<Box<[u8]>>>,
+    },
+    Array {
+        items: usize,
+        min: usize,
+        max: usize,
+    },
+    /// Properties map a name to (bit in the required mask, node).
+    Object {
+        props: FxHashMap<Box<[u8]>, (u32, usize)>,
+        required: u64,
+        closed: bool,
+    },
+}
+
+/// A compiled schema.
+#[derive(Debug)]
+pub(crate) struct Compiled {
+    nodes: Vec<Node>,
+    root: usize,
+}
+
+/// Keywords that only annotate.
+const ANNOTATIONS: &[&str] = &[
+    "$schema",
+    "$id",
+    "id",
+    "title",
+    "description",
+    "comment",
+    "$comment",
+    "javaType",
+    "default",
+    "definitions",
+];
+
+/// The largest integer an f64 holds exactly.
+const EXACT_F64: f64 = 9_007_199_254_740_992.0;
+
+struct Compiler<'s> {
+    definitions: Option<&'s Map<String, Value>>,
+    nodes: Vec<Node>,
+    refs: HashMap<&'s str, usize>,
+    validate_formats: bool,
+}
+
+impl Compiled {
+    /// Compile `schema`, or `None` when it uses anything outside the supported subset.
+    pub(crate) fn new(schema: &Value, validate_formats: bool) -> Option<Self> {
+        let mut compiler = Compiler {
+            definitions: schema.get("definitions").and_then(Value::as_object),
+            nodes: Vec::new(),
+            refs: HashMap::new(),
+            validate_formats,
+        };
+        let root = compiler.node(schema)?;
+        Some(Compiled {
+            nodes: compiler.nodes,
+            root,
+        })
+    }
+
+    /// Whether the JSON value at the start of `bytes` certainly conforms, with nothing but
+    /// white space after it.
+    pub(crate) fn accepts(&self, bytes: &[u8], max_depth: usize) -> bool {
+        let mut cursor = Cursor::new(bytes, max_depth);
+        self.check(&mut cursor, self.root).is_some() && cursor.at_end()
+    }
+
+    /// Check the value at the cursor, leaving the cursor after it.
+    pub(crate) fn accepts_at(&self, cursor: &mut Cursor<'_>) -> bool {
+        self.check(cursor, self.root).is_some()
+    }
+
+    fn check(&self, c: &mut Cursor<'_>, index: usize) -> Option<()> {
+        match self.nodes.get(index)? {
+            Node::Any => c.skip_value(),
+            Node::Defer => None,
+            Node::Boolean => (c.literal(b"true") || c.literal(b"false")).then_some(()),
+            Node::Integer { min, max } => {
+                let n = c.number()?;
+                if !n.integral || n.raw.len() > 15 {
+                    return None; // fractions and huge integers: the reference decides
+                }
+                let v = std::str::from_utf8(n.raw).ok()?.parse::<i64>().ok()? as f64;
+                in_bounds(v, *min, *max)
+            }
+            Node::Number { min, max } => {
+                let n = c.number()?;
+                if n.integral && n.raw.len() <= 15 && min.is_none() && max.is_none() {
+                    return Some(());
+                }
+                let v: f64 = std::str::from_utf8(n.raw).ok()?.parse().ok()?;
+                if !v.is_finite() || v.abs() >= EXACT_F64 {
+                    return None;
+                }
+                in_bounds(v, *min, *max)
+            }
+            Node::String { min, max, options } => {
+                let s = c.string()?;
+                if s.chars < *min || s.chars > *max {
+                    return None;
+                }
+                match options {
+                    None => Some(()),
+                    Some(_) if s.escaped => None,
+                    Some(values) => values.contains(s.raw).then_some(()),
+                }
+            }
+            Node::Array { items, min, max } => {
+                c.enter(b'[')?;
+                let mut count = 0usize;
+                if !c.eat(b']') {
+                    loop {
+                        self.check(c, *items)?;
+                        count += 1;
+                        if c.eat(b',') {
+                            continue;
+                        }
+                        if c.eat(b']') {
+                            break;
+                        }
+                        return None;
+                    }
+                }
+                c.leave();
+                (count >= *min && count <= *max).then_some(())
+            }
+            Node::Object {
+                props,
+                required,
+                closed,
+            } => self.object(c, props, *required, *closed),
+        }
+    }
+
+    fn object(
+        &self,
+        c: &mut Cursor<'_>,
+        props: &FxHashMap<Box<[u8]>, (u32, usize)>,
+        required: u64,
+        closed: bool,
+    ) -> Option<()> {
+        c.enter(b'{')?;
+        let mut seen = 0u64;
+        if !c.eat(b'}') {
+            loop {
+                let key = c.string()?;
+                if key.escaped || !c.eat(b':') {
+                    return None;
+                }
+                match props.get(key.raw) {
+                    Some(&(bit, node)) => {
+                        seen |= 1u64 << bit;
+                        self.check(c, node)?;
+                    }
+                    None if closed => return None,
+                    None => c.skip_value()?,
+                }
+                if c.eat(b',') {
+                    continue;
+                }
+                if c.eat(b'}') {
+                    break;
+                }
+                return None;
+            }
+        }
+        c.leave();
+        (required & !seen == 0).then_some(())
+    }
+}
+
+fn in_bounds(v: f64, min: Option<f64>, max: Option<f64>) -> Option<()> {
+    (min.is_none_or(|m| v >= m) && max.is_none_or(|m| v <= m)).then_some(())
+}
+
+impl<'s> Compiler<'s> {
+    fn push(&mut self, node: Node) -> usize {
+        self.nodes.push(node);
+        self.nodes.len() - 1
+    }
+
+    fn node(&mut self, schema: &'s Value) -> Option<usize> {
+        let obj = schema.as_object()?;
+        if let Some(reference) = obj.get("$ref") {
+            return self.reference(reference.as_str()?, obj);
+        }
+        let ty = obj.get("type").and_then(Value::as_str);
+        let allowed: &[&str] = match ty {
+            None if obj.keys().all(|k| ANNOTATIONS.contains(&k.as_str())) => {
+                return Some(self.push(Node::Any))
+            }
+            None => return None,
+            Some("string") => &[
+                "maxLength",
+                "minLength",
+                "enum",
+                "format",
+                "additionalProperties",
+            ],
+            Some("integer" | "number") => &["minimum", "maximum", "multipleOf"],
+            Some("boolean") => &[],
+            Some("array") => &["items", "minItems", "maxItems", "additionalItems"],
+            Some("object") => &["properties", "required", "additionalProperties"],
+            Some(_) => return None,
+        };
+        let understood = |k: &String| {
+            k == "type" || allowed.contains(&k.as_str()) || ANNOTATIONS.contains(&k.as_str())
+        };
+        if !obj.keys().all(understood) {
+            return None;
+        }
+        let uint = |k: &str| {
+            obj.get(k)
+                .and_then(Value::as_u64)
+                .and_then(|v| usize::try_from(v).ok())
+        };
+        let float = |k: &str| obj.get(k).and_then(Value::as_f64);
+        let node = match ty? {
+            "string" => {
+                if obj.contains_key("format") && self.validate_formats {
+                    Node::Defer
+                } else {
+                    Node::String {
+                        min: uint("minLength").unwrap_or(0),
+                        max: uint("maxLength").unwrap_or(usize::MAX),
+                        options: match obj.get("enum") {
+                            None => None,
+                            Some(e) => Some(string_enum(e)?),
+                        },
+                    }
+                }
+            }
+            "integer" | "number" if obj.contains_key("multipleOf") => Node::Defer,
+            "integer" => Node::Integer {
+                min: float("minimum"),
+                max: float("maximum"),
+            },
+            "number" => Node::Number {
+                min: float("minimum"),
+                max: float("maximum"),
+            },
+            "boolean" => Node::Boolean,
+            "array" => {
+                let items = match obj.get("items") {
+                    Some(s @ Value::Object(_)) => self.node(s)?,
+                    None => self.push(Node::Any),
+                    Some(_) => return None,
+                };
+                Node::Array {
+                    items,
+                    min: uint("minItems").unwrap_or(0),
+                    max: uint("maxItems").unwrap_or(usize::MAX),
+                }
+            }
+            _ => self.object(obj)?,
+        };
+        Some(self.push(node))
+    }
+
+    fn object(&mut self, obj: &'s Map<String, Value>) -> Option<Node> {
+        let closed = match obj.get("additionalProperties") {
+            None | Some(Value::Bool(true)) => false,
+            Some(Value::Bool(false)) => true,
+            Some(_) => return None,
+        };
+        let mut props = FxHashMap::default();
+        if let Some(properties) = obj.get("properties") {
+            for (bit, (name, schema)) in (0u32..64).zip(properties.as_object()?) {
+                let node = self.node(schema)?;
+                props.insert(name.as_bytes().into(), (bit, node));
+            }
+            if properties.as_object()?.len() > 64 {
+                return None;
+            }
+        }
+        let mut required = 0u64;
+        for name in obj
+            .get("required")
+            .map_or(Some(&[][..]), |r| r.as_array().map(Vec::as_slice))?
+        {
+            let (bit, _) = props.get(name.as_str()?.as_bytes())?;
+            required |= 1u64 << bit;
+        }
+        Some(Node::Object {
+            props,
+            required,
+            closed,
+        })
+    }
+
+    fn reference(&mut self, reference: &'s str, obj: &Map<String, Value>) -> Option<usize> {
+        if obj
+            .keys()
+            .any(|k| k != "$ref" && !ANNOTATIONS.contains(&k.as_str()))
+        {
+            return None;
+        }
+        if let Some(&i) = self.refs.get(reference) {
+            return Some(i);
+        }
+        let name = reference.strip_prefix("#/definitions/")?;
+        let target = self.definitions?.get(name)?;
+        let i = self.node(target)?;
+        self.refs.insert(reference, i);
+        Some(i)
+    }
+}
+
+fn string_enum(values: &Value) -> Option<FxHashSet<Box<[u8]>>> {
+    values
+        .as_array()?
+        .iter()
+        .map(|v| v.as_str().map(|s| s.as_bytes().into()))
+        .collect()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn schema() -> Value {
+        json!({
+            "$schema": "http://json-schema.org/draft-06/schema#",
+            "definitions": {
+                "Unit": {"type": "string", "enum": ["Wh", "kWh"]},
+                "Sample": {"type": "object", "additionalProperties": false,
+                    "properties": {"value": {"type": "number"}, "unit": {"$ref": "#/definitions/Unit"}},
+                    "required": ["value"]}
+            },
+            "type": "object", "additionalProperties": false,
+            "properties": {
+                "id": {"type": "integer", "minimum": 0},
+                "tag": {"type": "string", "maxLength": 3},
+                "samples": {"type": "array", "minItems": 1, "items": {"$ref": "#/definitions/Sample"}},
+                "open": {"type": "object", "properties": {}}
+            },
+            "required": ["id"]
+        })
+    }
+
+    #[test]
+    fn accepts_valid_and_defers_everything_else() {
+        let c = Compiled::new(&schema(), false).unwrap();
+        for ok in [
+            r#"{"id":0}"#,
+            r#"{"id":1,"tag":"abc","samples":[{"value":1.5,"unit":"kWh"},{"value":-2}]}"#,
+            r#" {"id":1,"open":{"x":[1,{"y":null}]}} "#,
+        ] {
+            assert!(c.accepts(ok.as_bytes(), 32), "{ok}");
+        }
+        for not_ok in [
+            r#"{}"#,
+            r#"{"id":-1}"#,
+            r#"{"id":1.0}"#,
+            r#"{"id":"1"}"#,
+            r#"{"id":1,"tag":"abcd"}"#,
+            r#"{"id":1,"samples":[]}"#,
+            r#"{"id":1,"samples":[{"value":1,"unit":"MWh"}]}"#,
+            r#"{"id":1,"extra":true}"#,
+            r#"{"id":1} x"#,
+            r#"{"id":1,"samples":[{"value":1e400}]}"#,
+        ] {
+            assert!(!c.accepts(not_ok.as_bytes(), 32), "{not_ok}");
+        }
+    }
+
+    #[test]
+    fn unsupported_keywords_do_not_compile() {
+        assert!(Compiled::new(&json!({"type": "string", "pattern": "^a"}), false).is_none());
+        assert!(Compiled::new(&json!({"anyOf": []}), false).is_none());
+        assert!(Compiled::new(&json!({"type": "object", "required": ["x"]}), false).is_none());
+    }
+}
