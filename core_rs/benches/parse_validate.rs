@@ -1,7 +1,12 @@
 //! Parse + validate realistic frames from Rust, without Python: the per-frame cost of the core.
 //! Frames are the data files in `bench/frames/` shared with the Python benchmark.
 //! Run with `make bench` (it sets `OCPP_SCHEMA_ROOT` to the `ocpp` package).
-#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use _core::{Codec, Limits, OcppVersion, Role, SchemaOptions, SchemaSet};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};

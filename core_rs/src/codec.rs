@@ -90,6 +90,15 @@ impl Codec {
                 return Ok(frame);
             }
         }
+        self.decode_reference(bytes)
+    }
+
+    /// Decode without the fast path: serde_json + the jsonschema crate only. Same contract as
+    /// [`Codec::decode`]; the differential tests and the fuzz run hold the two to agreement.
+    ///
+    /// # Errors
+    /// As [`Codec::decode`].
+    pub fn decode_reference(&self, bytes: &[u8]) -> Result<Frame, CoreError> {
         let frame = parse_frame(bytes, self.version(), &self.limits)?;
         match &frame {
             Frame::Call(req) => {
