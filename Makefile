@@ -59,7 +59,7 @@ lint: install ## ruff, mypy, stubtest, import contracts, cargo fmt, clippy
 
 .PHONY: test-rust
 test-rust: install ## Rust unit, conformance and property tests (no Python needed)
-	OCPP_SCHEMA_ROOT=$(OCPP_SCHEMA_ROOT) cargo test --no-default-features --release
+	OCPP_SCHEMA_ROOT=$(OCPP_SCHEMA_ROOT) cargo test --no-default-features --profile ci
 
 .PHONY: test-python
 test-python: install ## pytest
@@ -68,7 +68,7 @@ test-python: install ## pytest
 .PHONY: fuzz
 fuzz: install ## bounded fuzz run of the frame decoder (FUZZ_SECONDS, default 60)
 	OCPP_SCHEMA_ROOT=$(OCPP_SCHEMA_ROOT) FUZZ_SECONDS=$${FUZZ_SECONDS:-60} \
-		cargo test --no-default-features --release --test fuzz_decode -- --ignored --nocapture
+		cargo test --no-default-features --profile ci --test fuzz_decode -- --ignored --nocapture
 
 .PHONY: test
 test: lint test-rust test-python fuzz ## everything CI runs

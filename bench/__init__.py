@@ -1,0 +1,1 @@
+"""Test and benchmark code; see the package docstrings of csms and streams for the rules."""

@@ -1,0 +1,80 @@
+"""The ``csms`` command line: one subcommand per operator task, wired as a table."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+
+from csms import __version__
+from csms.protocol import (
+    SUPPORTED_VERSIONS,
+    Call,
+    CallError,
+    CallResult,
+    Codec,
+    Ignored,
+    OcppError,
+    codec_for,
+    core_version,
+    schema_dir,
+)
+
+
+def _version(_: argparse.Namespace) -> int:
+    print(f"csms {__version__} (core {core_version}; OCPP {', '.join(SUPPORTED_VERSIONS)})")
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    """Decode one frame as the CSMS (or a station) would and print the outcome as JSON."""
+    codec = (
+        codec_for(args.ocpp)
+        if args.role == "csms"
+        else Codec(args.ocpp, schema_dir(args.ocpp), role="station")
+    )
+    data = (args.frame if args.frame is not None else sys.stdin.read()).encode()
+    try:
+        frame = codec.decode(data)
+    except OcppError as err:
+        reply = codec.encode_call_error(err.unique_id, err.code, err.description)
+        print(json.dumps({"accepted": False, "reply": json.loads(reply)}))
+        return 1
+    print(json.dumps({"accepted": True, "frame": _describe(frame)}))
+    return 0
+
+
+def _describe(frame: Call | CallResult | CallError | Ignored) -> dict[str, object]:
+    if isinstance(frame, Call):
+        return {"type": frame.message_type_id, "id": frame.unique_id, "action": frame.action}
+    if isinstance(frame, CallResult):
+        return {"type": frame.message_type_id, "id": frame.unique_id}
+    if isinstance(frame, CallError):
+        return {"type": frame.message_type_id, "id": frame.unique_id, "code": frame.code}
+    return {"type": frame.message_type_id, "ignored": True}
+
+
+Command = Callable[[argparse.Namespace], int]
+
+
+def _parser() -> tuple[argparse.ArgumentParser, dict[str, Command]]:
+    parser = argparse.ArgumentParser(prog="csms", description="Event-sourced OCPP CSMS core")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("version", help="print versions")
+    check = sub.add_parser("check", help="decode one OCPP-J frame and print what we would answer")
+    check.add_argument("--ocpp", choices=SUPPORTED_VERSIONS, default="1.6")
+    check.add_argument("--role", choices=["csms", "station"], default="csms")
+    check.add_argument("frame", nargs="?", help="the frame text (default: read stdin)")
+    commands: dict[str, Command] = {"version": _version, "check": _check}
+    return parser, commands
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser, commands = _parser()
+    args = parser.parse_args(argv)
+    return commands[args.command](args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
