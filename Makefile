@@ -53,6 +53,7 @@ lint: install ## ruff, mypy, stubtest, import contracts, cargo fmt, clippy
 	$(BIN)/mypy
 	$(BIN)/python -m mypy.stubtest csms._core --allowlist core_rs/stubtest-allowlist.txt
 	$(BIN)/lint-imports
+	$(BIN)/python -m tests.fixtures.generate --check
 	cargo fmt --all --check
 	cargo clippy --all-targets --no-default-features -- -D warnings
 	cargo clippy --all-targets --all-features -- -D warnings

@@ -227,7 +227,7 @@ fn violation(validator: &Validator, payload: &Value) -> CoreError {
         .iter_errors(payload)
         .take(MAX_ERRORS_INSPECTED)
         .map(|e| {
-            let (code, keyword, rank) = classify(e.kind());
+            let (code, keyword, rank) = classify(e.kind(), e.schema_path().as_str());
             (
                 rank,
                 code,
@@ -257,10 +257,15 @@ fn violation(validator: &Validator, payload: &Value) -> CoreError {
 }
 
 /// The one keyword → (code, keyword name, rank) table; lower rank wins.
-fn classify(kind: &ValidationErrorKind) -> (ErrorCode, &'static str, u8) {
+fn classify(kind: &ValidationErrorKind, schema_path: &str) -> (ErrorCode, &'static str, u8) {
     use ErrorCode as C;
     use ValidationErrorKind as K;
     match kind {
+        // `additionalProperties: false` on an object without `properties` (three 1.6 response
+        // schemas) is reported as a false schema under that keyword.
+        K::FalseSchema if schema_path.ends_with("/additionalProperties") => {
+            (C::FormatViolation, "additionalProperties", 2)
+        }
         K::Type { .. } => (C::TypeConstraintViolation, "type", 0),
         K::Required { .. } => (C::OccurrenceConstraintViolation, "required", 1),
         K::AdditionalProperties { .. } => (C::FormatViolation, "additionalProperties", 2),
