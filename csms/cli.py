@@ -55,6 +55,28 @@ def _describe(frame: Call | CallResult | CallError | Ignored) -> dict[str, objec
     return {"type": frame.message_type_id, "ignored": True}
 
 
+def _serve(args: argparse.Namespace) -> int:
+    import logging
+    from pathlib import Path
+
+    import uvloop
+
+    from csms import app, settings
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    overrides = {
+        "host": args.host,
+        "ocpp_port": args.ocpp_port,
+        "api_port": args.api_port,
+        "data_dir": args.data_dir,
+        "nats_url": args.nats_url,
+        "clickhouse_url": args.clickhouse_url,
+    }
+    config = settings.load(Path(args.config) if args.config else None, overrides)
+    uvloop.run(app.serve(config))
+    return 0
+
+
 Command = Callable[[argparse.Namespace], int]
 
 
@@ -66,7 +88,15 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, Command]]:
     check.add_argument("--ocpp", choices=SUPPORTED_VERSIONS, default="1.6")
     check.add_argument("--role", choices=["csms", "station"], default="csms")
     check.add_argument("frame", nargs="?", help="the frame text (default: read stdin)")
-    commands: dict[str, Command] = {"version": _version, "check": _check}
+    serve = sub.add_parser("serve", help="run the CSMS (embedded NATS unless --nats-url)")
+    serve.add_argument("--host")
+    serve.add_argument("--ocpp-port", type=int)
+    serve.add_argument("--api-port", type=int)
+    serve.add_argument("--data-dir")
+    serve.add_argument("--nats-url")
+    serve.add_argument("--clickhouse-url")
+    serve.add_argument("--config", help="a csms.toml file")
+    commands: dict[str, Command] = {"version": _version, "check": _check, "serve": _serve}
     return parser, commands
 
 

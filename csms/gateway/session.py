@@ -1,0 +1,295 @@
+"""One station connection: frames in order, write-ahead events, answers, our own CALLs.
+
+Lifetimes: picows frames are borrowed and valid only inside ``on_ws_frame``; we copy the payload
+there (``get_payload_as_bytes``) and process it later, one item at a time, on the session's task.
+Every inbound frame becomes an event that JetStream has stored before the frame is answered
+(write-ahead). A full inbound queue pauses reading from the socket (backpressure, never unbounded
+buffering).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from picows import WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport
+
+from csms.domain.events import Direction, FrameEvent, Kind
+from csms.handlers.context import HandlerContext
+from csms.handlers.routing import ROUTES, SEND_ONLY
+from csms.ports import EventSink
+from csms.protocol import Call, CallError, CallResult, Codec, Ignored, OcppError
+
+log = logging.getLogger(__name__)
+
+INBOUND_QUEUE = 8
+"""Frames read ahead of processing before the socket is paused (one CALL at a time is the rule)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SessionConfig:
+    node_id: str
+    call_timeout_s: float = 30.0
+
+
+class StationSession(WSListener):
+    """The listener of one station connection (see the module docstring)."""
+
+    def __init__(
+        self,
+        station_id: str,
+        codec: Codec,
+        context: HandlerContext,
+        sink: EventSink,
+        config: SessionConfig,
+        on_closed: Callable[[StationSession], None],
+    ) -> None:
+        self.station_id = station_id
+        self.codec = codec
+        self.context = context
+        self.sink = sink
+        self.config = config
+        self.session_id = uuid.uuid4().hex[:12]
+        self._on_closed = on_closed
+        self._seq = itertools.count()
+        self._queue: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
+        self._paused = False
+        self._fragments = bytearray()
+        self._transport: WSTransport | None = None
+        self._worker: asyncio.Task[None] | None = None
+        self._call_lock = asyncio.Lock()
+        self._pending: tuple[str, str, asyncio.Future[dict[str, Any]]] | None = None
+        self.closed = asyncio.Event()
+
+    # -- picows callbacks (synchronous) -------------------------------------------------
+    def on_ws_connected(self, transport: WSTransport) -> None:
+        self._transport = transport
+        self._queue.put_nowait(("connected", b""))
+        self._worker = asyncio.get_running_loop().create_task(self._work())
+
+    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        kind = frame.msg_type
+        if kind == WSMsgType.TEXT or kind == WSMsgType.CONTINUATION:
+            self._fragments += frame.get_payload_as_bytes()
+            if len(self._fragments) > self.codec.max_frame_bytes:
+                self._fragments.clear()
+                self.close(WSCloseCode.MESSAGE_TOO_BIG, "message too big")
+                return
+            if frame.fin:
+                data = bytes(self._fragments)
+                self._fragments.clear()
+                self._enqueue("frame", data)
+        elif kind == WSMsgType.BINARY:
+            self.close(WSCloseCode.UNSUPPORTED_DATA, "OCPP-J uses text frames")
+        elif kind == WSMsgType.CLOSE:
+            transport.send_close(frame.get_close_code())
+            transport.disconnect()
+
+    def on_ws_disconnected(self, transport: WSTransport) -> None:
+        # None when the peer vanished without a close frame.
+        received = getattr(transport.close_handshake, "recv", None)
+        reason = f"close {received.code.value}" if received is not None else "connection lost"
+        self._queue.put_nowait(("disconnected", reason.encode()))
+        if self._pending is not None and not self._pending[2].done():
+            self._pending[2].set_exception(ConnectionError("station disconnected"))
+        self._on_closed(self)
+
+    # -- queueing and backpressure ----------------------------------------------------
+    def _enqueue(self, kind: str, data: bytes) -> None:
+        self._queue.put_nowait((kind, data))
+        if self._queue.qsize() >= INBOUND_QUEUE and not self._paused and self._transport:
+            self._paused = True
+            self._transport.underlying_transport.pause_reading()
+
+    def _maybe_resume(self) -> None:
+        if self._paused and self._queue.qsize() < INBOUND_QUEUE // 2 and self._transport:
+            self._paused = False
+            self._transport.underlying_transport.resume_reading()
+
+    def close(self, code: WSCloseCode = WSCloseCode.OK, reason: str = "") -> None:
+        if self._transport is not None and not self._transport.is_disconnected:
+            self._transport.send_close(code, reason.encode())
+            self._transport.disconnect()
+
+    # -- the worker: one item at a time, in order -------------------------------------
+    async def _work(self) -> None:
+        try:
+            while True:
+                kind, data = await self._queue.get()
+                self._maybe_resume()
+                if kind == "frame":
+                    await self._frame(data)
+                else:
+                    event_kind: Kind = "connected" if kind == "connected" else "disconnected"
+                    reason = data.decode() or None
+                    await self._record(event_kind, "in", 0, None, None, "", reason)
+                    if kind == "disconnected":
+                        return
+        except Exception:
+            log.exception("session %s of %s failed", self.session_id, self.station_id)
+            self.close(WSCloseCode.INTERNAL_ERROR, "internal error")
+        finally:
+            self.closed.set()
+
+    async def _record(
+        self,
+        kind: Kind,
+        direction: Direction,
+        message_type: int,
+        unique_id: str | None,
+        action: str | None,
+        raw: str,
+        reason: str | None = None,
+    ) -> None:
+        seq = next(self._seq)
+        event = FrameEvent(
+            event_id=f"{self.config.node_id}-{self.session_id}-{seq}",
+            kind=kind,
+            station_id=self.station_id,
+            ocpp_version=self.codec.version,
+            direction=direction,
+            message_type=message_type,
+            unique_id=unique_id,
+            action=action,
+            raw=raw,
+            received_at_ns=time.time_ns(),
+            node_id=self.config.node_id,
+            session_id=self.session_id,
+            seq=seq,
+            reason=reason,
+        )
+        await self.sink.publish(event)
+
+    async def _send(
+        self, data: bytes, message_type: int, unique_id: str, action: str | None
+    ) -> None:
+        if self._transport is None or self._transport.is_disconnected:
+            return
+        self._transport.send(WSMsgType.TEXT, data)
+        await self._record("frame", "out", message_type, unique_id, action, data.decode())
+
+    async def _frame(self, data: bytes) -> None:
+        try:
+            text = data.decode()
+        except UnicodeDecodeError:
+            await self._record(
+                "frame", "in", 0, None, None, data.decode(errors="replace"), "invalid UTF-8"
+            )
+            self.close(WSCloseCode.INVALID_TEXT, "invalid UTF-8")  # RFC 6455 §8.1
+            return
+        try:
+            frame = self.codec.decode(data)
+        except OcppError as err:
+            await self._refused(text, err)
+            return
+        if isinstance(frame, Call):
+            await self._record(
+                "frame", "in", frame.message_type_id, frame.unique_id, frame.action, text
+            )
+            if frame.message_type_id == 2:
+                await self._answer(frame)
+        elif isinstance(frame, CallResult | CallError):
+            action = (
+                self._pending[1] if self._pending and self._pending[0] == frame.unique_id else None
+            )
+            await self._record("frame", "in", frame.message_type_id, frame.unique_id, action, text)
+            self._resolve(frame)
+        else:
+            assert isinstance(frame, Ignored)
+            reason = f"message type {frame.message_type_id} ignored"
+            await self._record(
+                "frame", "in", frame.message_type_id, frame.unique_id, None, text, reason
+            )
+
+    async def _refused(self, text: str, err: OcppError) -> None:
+        """The one place that turns a refused frame into its CALLERROR (or into silence for
+        responses and SENDs, which are never answered)."""
+        message_type = err.message_type_id or 0
+        await self._record("frame", "in", message_type, err.unique_id, None, text, err.description)
+        if message_type in (0, 2):
+            reply = self.codec.encode_call_error(err.unique_id, err.code, err.description)
+            await self._send(reply, 4, err.unique_id, None)
+        elif message_type in (3, 4, 5) and self._pending and self._pending[0] == err.unique_id:
+            self._pending[2].set_exception(err)
+
+    async def _answer(self, call: Call) -> None:
+        version = self.codec.version
+        handler = ROUTES.get((version, call.action))
+        if handler is None or (version, call.action) in SEND_ONLY:
+            code, text = self.codec.spell("NotSupported"), f"{call.action} is not answered"
+            await self._send(
+                self.codec.encode_call_error(call.unique_id, code, text),
+                4,
+                call.unique_id,
+                call.action,
+            )
+            return
+        try:
+            response = await handler(self.context, call.payload)
+            reply = self.codec.encode_call_result(call.action, call.unique_id, response)
+        except Exception as exc:  # a handler bug must cost one CALLERROR, not the connection
+            log.exception("handler %s/%s failed", version, call.action)
+            reply = self.codec.encode_call_error(
+                call.unique_id, self.codec.spell("InternalError"), type(exc).__name__
+            )
+            await self._send(reply, 4, call.unique_id, call.action)
+            return
+        await self._send(reply, 3, call.unique_id, call.action)
+
+    # -- CSMS-initiated calls -----------------------------------------------------------
+    async def call(
+        self, action: str, payload: dict[str, Any], timeout_s: float | None = None
+    ) -> dict[str, Any]:
+        """Send our CALL and return the station's validated CALLRESULT payload. One outstanding
+        CALL per station (others wait here); station CALLs keep being answered meanwhile.
+
+        Raises:
+            OcppError: the payload is invalid (nothing is sent) or the answer does not conform.
+            CallErrorReceivedError: the station answered with a CALLERROR.
+            TimeoutError, ConnectionError.
+        """
+        async with self._call_lock:
+            unique_id = uuid.uuid4().hex
+            data = self.codec.encode_call(unique_id, action, payload)
+            future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+            self._pending = (unique_id, action, future)
+            try:
+                await self._send(data, 2, unique_id, action)
+                return await asyncio.wait_for(future, timeout_s or self.config.call_timeout_s)
+            finally:
+                self._pending = None
+
+    def _resolve(self, frame: CallResult | CallError) -> None:
+        pending = self._pending
+        if pending is None or pending[0] != frame.unique_id or pending[2].done():
+            return  # unknown or late answer: ignored (reliability.md §1.5)
+        _unique_id, action, future = pending
+        if isinstance(frame, CallError):
+            future.set_exception(CallErrorReceivedError(frame.code, frame.description))
+            return
+        try:
+            self.codec.check_response(action, frame)
+        except OcppError as err:
+            future.set_exception(err)
+            return
+        future.set_result(frame.payload)
+
+    async def stop(self) -> None:
+        self.close(WSCloseCode.GOING_AWAY, "server shutting down")
+        if self._worker is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait_for(asyncio.shield(self._worker), 5.0)
+
+
+class CallErrorReceivedError(Exception):
+    def __init__(self, code: str, description: str) -> None:
+        super().__init__(f"{code}: {description}")
+        self.code = code
+        self.description = description

@@ -1,0 +1,78 @@
+"""Provisioning (B), authorization (C), availability (G), transactions (E) for all versions.
+
+Spec references: 1.6 §4.2 BootNotification, §4.6 Heartbeat, §4.1 Authorize, §4.8
+StartTransaction, §4.10 StopTransaction; 2.x Part 2 B01, G02, C01, E01-E07.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from csms.handlers.context import HandlerContext
+
+Payload = dict[str, Any]
+
+
+async def boot_notification(ctx: HandlerContext, _: Payload) -> Payload:
+    """Accept every station (a station registry arrives with the security issue); the interval
+    is the heartbeat interval (1.6 §4.2; B01.FR.01)."""
+    return {"status": "Accepted", "currentTime": ctx.now(), "interval": ctx.heartbeat_interval_s}
+
+
+async def heartbeat(ctx: HandlerContext, _: Payload) -> Payload:
+    """The CSMS's time, for the station's clock (1.6 §4.6; G02)."""
+    return {"currentTime": ctx.now()}
+
+
+async def authorize_16(ctx: HandlerContext, payload: Payload) -> Payload:
+    """A status, never an error, for unknown tokens (1.6 §4.1, §4.2.2 of OCPP-J)."""
+    return {"idTagInfo": {"status": ctx.tokens.status(payload["idTag"])}}
+
+
+async def authorize_2x(ctx: HandlerContext, payload: Payload) -> Payload:
+    """C01.FR.02: idTokenInfo.status for the presented idToken."""
+    return {"idTokenInfo": {"status": ctx.tokens.status(payload["idToken"]["idToken"])}}
+
+
+def start_key(station_id: str, payload: Payload) -> str:
+    """The semantic key of a 1.6 StartTransaction: a retry (same station, connector, idTag,
+    timestamp, meterStart) must get the same transactionId (reliability.md §1.11)."""
+    parts = (
+        station_id,
+        str(payload["connectorId"]),
+        payload["idTag"],
+        payload["timestamp"],
+        str(payload["meterStart"]),
+    )
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+
+
+async def start_transaction(ctx: HandlerContext, payload: Payload) -> Payload:
+    """Allocate (or find again, for a retry) a transactionId unique across gateway processes
+    and restarts; the token decides idTagInfo.status (1.6 §4.8)."""
+    transaction_id = await ctx.transaction_ids.allocate(start_key(ctx.station_id, payload))
+    status = ctx.tokens.status(payload["idTag"])
+    return {"transactionId": transaction_id, "idTagInfo": {"status": status}}
+
+
+async def stop_transaction(ctx: HandlerContext, payload: Payload) -> Payload:
+    """Always acknowledged, also for unknown ids (incl. -1): refusing makes chargers retry
+    and block the next start (reliability.md §1.11). idTagInfo only when an idTag came."""
+    if "idTag" in payload:
+        return {"idTagInfo": {"status": ctx.tokens.status(payload["idTag"])}}
+    return {}
+
+
+async def transaction_event(ctx: HandlerContext, payload: Payload) -> Payload:
+    """TransactionEvent cannot be rejected (E01-E07); idTokenInfo when an idToken came."""
+    token = payload.get("idToken")
+    if token is not None:
+        return {"idTokenInfo": {"status": ctx.tokens.status(token["idToken"])}}
+    return {}
+
+
+async def acknowledge(_: HandlerContext, __: Payload) -> Payload:
+    """Notifications whose response is empty: the content is kept in the event stream and
+    folded by the projections (status, meter values, reports, events, firmware/log status)."""
+    return {}

@@ -1,0 +1,90 @@
+"""The route table: (OCPP version, action) → handler, for every station-initiated action.
+
+A table, not decorators: one place shows which answer each action gets in each version, and a
+test checks it covers exactly the station-initiated actions of the core's action tables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from csms.handlers import core, services
+from csms.handlers.context import HandlerContext
+
+Handler = Callable[[HandlerContext, dict[str, Any]], Coroutine[Any, Any, dict[str, Any]]]
+
+# Answers shared by 2.0.1 and 2.1.
+_V2_COMMON: dict[str, Handler] = {
+    "Authorize": core.authorize_2x,
+    "BootNotification": core.boot_notification,
+    "ClearedChargingLimit": core.acknowledge,
+    "DataTransfer": services.data_transfer,
+    "FirmwareStatusNotification": core.acknowledge,
+    "Get15118EVCertificate": services.get_15118_ev_certificate,
+    "GetCertificateStatus": services.get_certificate_status,
+    "Heartbeat": core.heartbeat,
+    "LogStatusNotification": core.acknowledge,
+    "MeterValues": core.acknowledge,
+    "NotifyChargingLimit": core.acknowledge,
+    "NotifyCustomerInformation": core.acknowledge,
+    "NotifyDisplayMessages": core.acknowledge,
+    "NotifyEVChargingSchedule": services.accepted,
+    "NotifyEvent": core.acknowledge,
+    "NotifyMonitoringReport": core.acknowledge,
+    "NotifyReport": core.acknowledge,
+    "PublishFirmwareStatusNotification": core.acknowledge,
+    "ReportChargingProfiles": core.acknowledge,
+    "ReservationStatusUpdate": core.acknowledge,
+    "SecurityEventNotification": core.acknowledge,
+    "SignCertificate": services.sign_certificate,
+    "StatusNotification": core.acknowledge,
+    "TransactionEvent": core.transaction_event,
+}
+
+ROUTES: dict[tuple[str, str], Handler] = {
+    **{
+        ("1.6", action): handler
+        for action, handler in {
+            "Authorize": core.authorize_16,
+            "BootNotification": core.boot_notification,
+            "DataTransfer": services.data_transfer,
+            "DiagnosticsStatusNotification": core.acknowledge,
+            "FirmwareStatusNotification": core.acknowledge,
+            "Heartbeat": core.heartbeat,
+            "LogStatusNotification": core.acknowledge,
+            "MeterValues": core.acknowledge,
+            "SecurityEventNotification": core.acknowledge,
+            "SignCertificate": services.sign_certificate,
+            "SignedFirmwareStatusNotification": core.acknowledge,
+            "StartTransaction": core.start_transaction,
+            "StatusNotification": core.acknowledge,
+            "StopTransaction": core.stop_transaction,
+        }.items()
+    },
+    **{("2.0.1", action): handler for action, handler in _V2_COMMON.items()},
+    **{
+        ("2.0.1", "NotifyEVChargingNeeds"): services.ev_charging_needs_201,
+    },
+    **{("2.1", action): handler for action, handler in _V2_COMMON.items()},
+    **{
+        ("2.1", action): handler
+        for action, handler in {
+            "BatterySwap": core.acknowledge,
+            "ClosePeriodicEventStream": core.acknowledge,
+            "GetCertificateChainStatus": services.get_certificate_chain_status,
+            "NotifyDERAlarm": core.acknowledge,
+            "NotifyDERStartStop": core.acknowledge,
+            "NotifyEVChargingNeeds": services.ev_charging_needs_21,
+            "NotifyPriorityCharging": core.acknowledge,
+            "NotifySettlement": core.acknowledge,
+            "OpenPeriodicEventStream": services.accepted,
+            "PullDynamicScheduleUpdate": services.rejected,
+            "ReportDERControl": core.acknowledge,
+            "VatNumberValidation": services.vat_number_validation,
+        }.items()
+    },
+}
+
+# SEND messages (2.1) are recorded, never answered (Part 4 §4.2.4, FR.07).
+SEND_ONLY: frozenset[tuple[str, str]] = frozenset({("2.1", "NotifyPeriodicEventStream")})

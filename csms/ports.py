@@ -1,0 +1,31 @@
+"""The narrow ports between the gateway/handlers and the outside world (small Protocols).
+
+Adapters live in ``streams`` (NATS) and are wired only in ``csms.app``.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from csms.domain.events import FrameEvent
+
+
+class EventSink(Protocol):
+    """Durable event store: ``publish`` returns only once the event is stored."""
+
+    async def publish(self, event: FrameEvent) -> int:
+        """Store ``event``; return its stream sequence. Retries until stored or cancelled."""
+        ...
+
+
+class TransactionIds(Protocol):
+    """1.6 transaction ids, unique across gateway processes and restarts; the same key always
+    gets the same id (a retried StartTransaction)."""
+
+    async def allocate(self, key: str) -> int: ...
+
+
+class TokenAuthorizer(Protocol):
+    """Decides what Authorize answers for an id token (a status, never an error)."""
+
+    def status(self, id_token: str) -> str: ...

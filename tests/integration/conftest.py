@@ -1,0 +1,63 @@
+"""Fixtures that start real components: a nats-server with JetStream, and the CSMS."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import nats
+import pytest
+from nats.js.api import DeliverPolicy
+
+from csms import app
+from csms.domain.events import FrameEvent
+from csms.settings import Settings
+from streams import envelope
+from streams.embedded import EmbeddedNats, free_port
+from streams.subjects import STREAM, subject
+
+
+@pytest.fixture
+async def nats_server(tmp_path: Path) -> AsyncIterator[EmbeddedNats]:
+    server = EmbeddedNats(tmp_path / "nats")
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+async def csms(tmp_path: Path, nats_server: EmbeddedNats) -> AsyncIterator[app.Running]:
+    settings = Settings(
+        host="127.0.0.1",
+        ocpp_port=0,
+        api_port=free_port(),
+        data_dir=tmp_path,
+        nats_url=nats_server.url,
+        node_id="test-node",
+    )
+    running = await app.start(settings)
+    yield running
+    await running.stop()
+
+
+def ws_url(running: app.Running, station_id: str) -> str:
+    return f"ws://127.0.0.1:{running.gateway.port}/ocpp/{station_id}"
+
+
+async def read_events(nats_url: str, station_id: str, count: int) -> list[FrameEvent]:
+    """Read the first ``count`` events of a station from the stream, in stream order."""
+    nc = await nats.connect(nats_url)
+    try:
+        js = nc.jetstream()
+        sub = await js.pull_subscribe(subject(station_id), stream=STREAM, config=None, durable=None)
+        events: list[FrameEvent] = []
+        while len(events) < count:
+            for msg in await sub.fetch(count - len(events), timeout=5):
+                events.append(envelope.decode(msg.data))
+                await msg.ack()
+        return events
+    finally:
+        await nc.close()
+
+
+_ = DeliverPolicy  # the default pull consumer delivers from the start of the stream
