@@ -84,6 +84,12 @@ class EmbeddedNats:
         while await stream.readline():
             pass
 
+    async def kill(self) -> None:
+        """SIGKILL, for fault tests: no flush, no goodbye."""
+        if self._process is not None and self._process.returncode is None:
+            self._process.kill()
+            await self._process.wait()
+
     async def stop(self, timeout_s: float = 10.0) -> None:
         if self._process is None or self._process.returncode is not None:
             return

@@ -60,4 +60,16 @@ async def read_events(nats_url: str, station_id: str, count: int) -> list[FrameE
         await nc.close()
 
 
+async def read_all_events(nats_url: str, station_id: str) -> list[FrameEvent]:
+    """Every event of a station currently in the stream, in stream order."""
+    nc = await nats.connect(nats_url)
+    try:
+        js = nc.jetstream()
+        info = await js.stream_info(STREAM, subjects_filter=subject(station_id))
+        total = (info.state.subjects or {}).get(subject(station_id), 0)
+    finally:
+        await nc.close()
+    return await read_events(nats_url, station_id, total) if total else []
+
+
 _ = DeliverPolicy  # the default pull consumer delivers from the start of the stream
