@@ -91,7 +91,10 @@ async def start(settings: Settings) -> Running:
         publisher,
         SessionConfig(node_id=node_id, call_timeout_s=settings.call_timeout_s),
         GatewayConfig(
-            host=settings.host, port=settings.ocpp_port, ping_interval_s=settings.ping_interval_s
+            host=settings.host,
+            port=settings.ocpp_port,
+            ping_interval_s=settings.ping_interval_s,
+            ping_timeout_s=settings.ping_timeout_s,
         ),
     )
     await gateway.start()

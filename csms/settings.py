@@ -21,6 +21,9 @@ class Settings:
     clickhouse_url: str | None = None
     heartbeat_interval_s: int = 300
     ping_interval_s: float = 60.0
+    """Idle time before the gateway pings a station."""
+    ping_timeout_s: float = 30.0
+    """A station that does not answer a ping within this time is disconnected."""
     call_timeout_s: float = 30.0
     max_frame_bytes: int = 64 * 1024
     stream_replicas: int = 1

@@ -200,7 +200,7 @@ class StationSession(WSListener):
                 self._pending[1] if self._pending and self._pending[0] == frame.unique_id else None
             )
             await self._record("frame", "in", frame.message_type_id, frame.unique_id, action, text)
-            self._resolve(frame)
+            await self._resolve(frame)
         else:
             assert isinstance(frame, Ignored)
             reason = f"message type {frame.message_type_id} ignored"
@@ -218,6 +218,8 @@ class StationSession(WSListener):
             await self._send(reply, 4, err.unique_id, None)
         elif message_type in (3, 4, 5) and self._pending and self._pending[0] == err.unique_id:
             self._pending[2].set_exception(err)
+            if message_type == 3:
+                await self._result_error(err)
 
     async def _answer(self, call: Call) -> None:
         version = self.codec.version
@@ -266,11 +268,11 @@ class StationSession(WSListener):
             finally:
                 self._pending = None
 
-    def _resolve(self, frame: CallResult | CallError) -> None:
+    async def _resolve(self, frame: CallResult | CallError) -> None:
         pending = self._pending
         if pending is None or pending[0] != frame.unique_id or pending[2].done():
             return  # unknown or late answer: ignored (reliability.md §1.5)
-        _unique_id, action, future = pending
+        _, action, future = pending
         if isinstance(frame, CallError):
             future.set_exception(CallErrorReceivedError(frame.code, frame.description))
             return
@@ -278,8 +280,15 @@ class StationSession(WSListener):
             self.codec.check_response(action, frame)
         except OcppError as err:
             future.set_exception(err)
+            await self._result_error(err)
             return
         future.set_result(frame.payload)
+
+    async def _result_error(self, err: OcppError) -> None:
+        """2.1 FR.06: a CALLRESULT we cannot accept is answered with CALLRESULTERROR."""
+        if self.codec.version == "2.1":
+            reply = self.codec.encode_call_result_error(err.unique_id, err.code, err.description)
+            await self._send(reply, 5, err.unique_id, None)
 
     async def stop(self) -> None:
         self.close(WSCloseCode.GOING_AWAY, "server shutting down")

@@ -1,0 +1,95 @@
+"""Session rules: one live session per identity, dead peers detected, our CALLs answered."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import replace
+
+import picows
+import pytest
+
+from csms import app
+from csms.gateway.session import CallErrorReceivedError
+from csms.protocol import PayloadError
+from tests.integration.conftest import read_all_events, ws_url
+from tests.integration.station import Station, _Listener
+
+
+async def test_a_newer_connection_replaces_the_old_one(csms: app.Running) -> None:
+    old = await Station.connect(ws_url(csms, "CP-DUP"), "ocpp1.6")
+    new = await Station.connect(ws_url(csms, "CP-DUP"), "ocpp1.6")
+    await asyncio.wait_for(old.listener.closed.wait(), 5)
+    assert (await new.call("Heartbeat", {}))[0] == 3
+    assert csms.gateway.sessions["CP-DUP"].session_id
+    await new.close()
+
+
+@pytest.fixture
+async def fast_ping(csms: app.Running) -> app.Running:
+    """The same CSMS with its listener restarted to ping after 0.3 s idle."""
+    csms.gateway.config = replace(csms.gateway.config, ping_interval_s=0.3, ping_timeout_s=0.3)
+    await csms.gateway.stop()
+    csms.gateway.sessions.clear()
+    await csms.gateway.start()
+    return csms
+
+
+async def test_a_peer_that_stops_answering_pings_is_disconnected(fast_ping: app.Running) -> None:
+    _, listener = await picows.ws_connect(
+        _Listener,
+        ws_url(fast_ping, "CP-DEAD"),
+        extra_headers={"Sec-WebSocket-Protocol": "ocpp1.6"},
+        enable_auto_pong=False,
+    )
+    assert isinstance(listener, _Listener)
+    await asyncio.wait_for(listener.closed.wait(), 10)
+    events = await read_all_events(fast_ping.nats_url, "CP-DEAD")
+    assert [e.kind for e in events] == ["connected", "disconnected"]
+
+
+async def _answer_next_call(station: Station, reply: object) -> str:
+    call = await station.receive()
+    assert call[0] == 2
+    station.send_text(json.dumps(reply(call[1]) if callable(reply) else reply))
+    return str(call[2])
+
+
+async def test_csms_calls_get_validated_answers_and_errors(csms: app.Running) -> None:
+    station = await Station.connect(ws_url(csms, "CS-CMD"), "ocpp2.1")
+    session = csms.gateway.sessions["cs-cmd"]
+    reset = {"type": "Immediate"}
+
+    ok = asyncio.create_task(session.call("Reset", reset))
+    assert await _answer_next_call(station, lambda i: [3, i, {"status": "Accepted"}]) == "Reset"
+    assert await ok == {"status": "Accepted"}
+
+    failed = asyncio.create_task(session.call("Reset", reset))
+    await _answer_next_call(station, lambda i: [4, i, "GenericError", "nope", {}])
+    with pytest.raises(CallErrorReceivedError):
+        await failed
+
+    malformed = asyncio.create_task(session.call("Reset", reset))
+    await _answer_next_call(station, lambda i: [3, i, {"status": "Maybe"}])
+    with pytest.raises(PayloadError):
+        await malformed
+    # 2.1 FR.06: the station is told its CALLRESULT was not acceptable.
+    answer = await station.receive()
+    assert answer[0] == 5
+    assert answer[2] == "PropertyConstraintViolation"
+
+    with pytest.raises(PayloadError):
+        await session.call("Reset", {"type": "Sometime"})  # refused before anything is sent
+    await station.close()
+
+
+async def test_station_calls_are_answered_while_our_call_is_pending(csms: app.Running) -> None:
+    station = await Station.connect(ws_url(csms, "CP-X16"), "ocpp1.6")
+    session = csms.gateway.sessions["CP-X16"]
+    pending = asyncio.create_task(session.call("ClearCache", {}))
+    ours = await station.receive()
+    assert ours[2] == "ClearCache"
+    assert (await station.call("Heartbeat", {}))[0] == 3  # crossing CALLs are legal
+    station.send_text(json.dumps([3, ours[1], {"status": "Accepted"}]))
+    assert await pending == {"status": "Accepted"}
+    await station.close()
