@@ -15,6 +15,7 @@ import itertools
 import logging
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +29,9 @@ from csms.ports import EventSink
 from csms.protocol import Call, CallError, CallResult, Codec, Ignored, OcppError
 
 log = logging.getLogger(__name__)
+
+ANSWER_CACHE = 32
+"""2.x answers remembered per session, for retries that reuse the message id (M25)."""
 
 INBOUND_QUEUE = 8
 """Frames read ahead of processing before the socket is paused (one CALL at a time is the rule)."""
@@ -67,6 +71,7 @@ class StationSession(WSListener):
         self._call_lock = asyncio.Lock()
         self._pending: tuple[str, str, asyncio.Future[dict[str, Any]]] | None = None
         self.closed = asyncio.Event()
+        self._answered: OrderedDict[str, tuple[str, bytes]] = OrderedDict()
 
     # -- picows callbacks (synchronous) -------------------------------------------------
     def on_ws_connected(self, transport: WSTransport) -> None:
@@ -223,6 +228,12 @@ class StationSession(WSListener):
 
     async def _answer(self, call: Call) -> None:
         version = self.codec.version
+        cached = self._answered.get(call.unique_id)
+        if cached is not None and cached[0] == call.action:
+            # 2.x: "a retried message MAY reuse the message id" (2.0.1 Ed3 errata §4.6): the
+            # same answer again, without running the handler twice.
+            await self._send(cached[1], 3, call.unique_id, call.action)
+            return
         handler = ROUTES.get((version, call.action))
         if handler is None or (version, call.action) in SEND_ONLY:
             code, text = self.codec.spell("NotSupported"), f"{call.action} is not answered"
@@ -243,6 +254,10 @@ class StationSession(WSListener):
             )
             await self._send(reply, 4, call.unique_id, call.action)
             return
+        if version != "1.6":  # 1.6 ids are per connection: a repeat is a new call (M25)
+            self._answered[call.unique_id] = (call.action, reply)
+            if len(self._answered) > ANSWER_CACHE:
+                self._answered.popitem(last=False)
         await self._send(reply, 3, call.unique_id, call.action)
 
     # -- CSMS-initiated calls -----------------------------------------------------------

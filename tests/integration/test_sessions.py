@@ -93,3 +93,21 @@ async def test_station_calls_are_answered_while_our_call_is_pending(csms: app.Ru
     station.send_text(json.dumps([3, ours[1], {"status": "Accepted"}]))
     assert await pending == {"status": "Accepted"}
     await station.close()
+
+
+async def test_a_2x_retry_with_the_same_id_gets_the_same_answer(csms: app.Running) -> None:
+    station = await Station.connect(ws_url(csms, "CS-RETRY"), "ocpp2.0.1")
+    first = await station.call("Heartbeat", {}, unique_id="r1")
+    await asyncio.sleep(0.01)  # let the clock move: a fresh answer would differ (currentTime)
+    again = await station.call("Heartbeat", {}, unique_id="r1")
+    assert again == first
+    await station.close()
+
+
+async def test_16_ids_are_per_connection_so_a_repeat_is_a_new_call(csms: app.Running) -> None:
+    station = await Station.connect(ws_url(csms, "CP-REPEAT"), "ocpp1.6")
+    start = {"connectorId": 1, "idTag": "T", "meterStart": 0, "timestamp": "2026-01-01T00:00:00Z"}
+    first = await station.call("StartTransaction", start, unique_id="1")
+    other = await station.call("StartTransaction", {**start, "meterStart": 5}, unique_id="1")
+    assert first[2]["transactionId"] != other[2]["transactionId"]
+    await station.close()
