@@ -79,6 +79,10 @@ bench: install ## micro benchmarks: Rust (criterion) and Python, beside the ocpp
 	OCPP_SCHEMA_ROOT=$(OCPP_SCHEMA_ROOT) cargo bench --no-default-features --bench parse_validate
 	$(BIN)/python -m bench.micro
 
+.PHONY: bench-load
+bench-load: install ## load benchmark: csms vs the ocpp-package reference vs a bare picows echo (ARGS=--quick)
+	$(BIN)/python -m bench.load $(ARGS)
+
 .PHONY: fixtures
 fixtures: install ## regenerate the conformance corpus
 	$(BIN)/python -m tests.fixtures.generate

@@ -1,0 +1,63 @@
+"""The ceiling: a bare picows server (uvloop) answering every CALL with a canned CALLRESULT.
+
+    python -m bench.load.echo_server --port PORT [--host 127.0.0.1]
+
+``[2,"<id>",...]`` is answered ``[3,"<id>",{}]``: the id is cut out of the bytes, nothing is
+parsed, validated or stored. What no Python WebSocket server on one core can beat by much.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+import picows
+import uvloop
+from picows import (
+    WSFrame,
+    WSListener,
+    WSMsgType,
+    WSTransport,
+    WSUpgradeRequest,
+    WSUpgradeResponse,
+    WSUpgradeResponseWithListener,
+)
+
+CALL_HEAD = b'[2,"'
+
+
+class Echo(WSListener):
+    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        if frame.msg_type == WSMsgType.TEXT:
+            data = frame.get_payload_as_bytes()
+            if data.startswith(CALL_HEAD):
+                end = data.find(b'"', 4)
+                transport.send(WSMsgType.TEXT, b'[3,"' + data[4:end] + b'",{}]')
+        elif frame.msg_type == WSMsgType.CLOSE:
+            transport.send_close(frame.get_close_code())
+            transport.disconnect()
+
+
+def upgrade(_: WSUpgradeRequest) -> WSUpgradeResponseWithListener:
+    response = WSUpgradeResponse.create_101_response({"Sec-WebSocket-Protocol": "ocpp1.6"})
+    return WSUpgradeResponseWithListener(response, Echo())
+
+
+async def serve(host: str, port: int) -> None:
+    server = await picows.ws_create_server(upgrade, host, port, read_buffer_init_size=4096)
+    print(f"echo: OCPP on ws://{host}:{port}/ocpp/{{stationId}}", flush=True)
+    async with server:
+        await asyncio.Event().wait()
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.load.echo_server")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    args = parser.parse_args(argv)
+    uvloop.run(serve(args.host, args.port))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

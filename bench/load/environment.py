@@ -1,0 +1,45 @@
+"""Machine and versions, as every report here must state them."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+from importlib.metadata import version
+from pathlib import Path
+
+from csms.protocol import core_version
+from streams.embedded import nats_server_binary
+
+
+def _cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def _nats_server() -> str:
+    done = subprocess.run(
+        [str(nats_server_binary()), "--version"], capture_output=True, text=True, check=False
+    )
+    return done.stdout.strip().removeprefix("nats-server: ") or "?"
+
+
+def load_average() -> str:
+    return "/".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def environment(realtime: bool) -> dict[str, str]:
+    packages = ("picows", "uvloop", "websockets", "ocpp", "jsonschema", "nats-py", "msgspec")
+    return {
+        "cpu": _cpu_model(),
+        "cores": str(os.cpu_count() or 1),
+        "kernel": platform.release(),
+        "python": f"{platform.python_implementation()} {platform.python_version()}",
+        "csms._core": core_version,
+        **{name: version(name) for name in packages},
+        "nats-server": _nats_server(),
+        "scheduling": "SCHED_FIFO 1 (chrt -f 1)" if realtime else "SCHED_OTHER (normal)",
+        "load_average_start": load_average(),
+    }

@@ -1,0 +1,118 @@
+"""The load section of bench/README.md: header, the issue's bar, the tables, plain notes."""
+
+from __future__ import annotations
+
+import resource
+from pathlib import Path
+
+from bench.load import report
+from bench.load.model import Run, SimResult
+
+
+def _header(run: Run) -> list[str]:
+    env, plan = run.environment, run.plan
+    names = "csms._core picows uvloop websockets ocpp jsonschema nats-py msgspec nats-server"
+    versions = ", ".join(f"{k} {env[k]}" for k in names.split())
+    counts = " and ".join(str(n) for n in plan.throughput_stations)
+    return [
+        "## Load: simulated stations against csms, the ocpp-package reference and an echo ceiling",
+        "",
+        f"- **Date**: {run.started} to {run.finished}; **command**: `{run.command}`",
+        f"- **Machine**: {env['cpu']}, {env['cores']} cores, Linux {env['kernel']}; "
+        f"load average {env['load_average_start']} at start, {env['load_average_end']} at end",
+        f"- **Versions**: {env['python']}, {versions}",
+        "- **Setup**: each server is its own process pinned to CPU 0 (`taskset -c 0`); csms gets "
+        "its own `nats-server -js` (file storage), **also on CPU 0, because it is part of our "
+        "system's cost**, and answers a CALL only after JetStream stored its event. The station "
+        "simulator (`bench/load/sim.py`, picows clients on uvloop) is pinned to CPU 1. "
+        f"Scheduling of servers and simulator: {env['scheduling']}, so that other work on this "
+        "shared machine does not decide the result (`--sched normal` turns it off). The "
+        "reference validates in the default thread pool, as the ocpp package does by default; "
+        "those threads share CPU 0 too.",
+        f"- **Servers**: {'; '.join(report.LABELS.values())}.",
+        "- **Method**: every station connects with subprotocol `ocpp1.6`, sends a "
+        "BootNotification, then MeterValues (`bench/frames/v16_meter_values_10.json`, 1,273 "
+        "bytes, a fresh unique id each) with one CALL outstanding, as fast as answered; "
+        f"{counts} stations, {plan.warmup_s:g} s warm-up, then {plan.duration_s:g} s measured. "
+        "Latency is send → answer at the simulator. Half rate: "
+        f"{plan.half_rate_stations} stations, each limited to its share of half the server's "
+        "best rate. Idle memory: VmRSS of each server process with "
+        f"{plan.warm_stations} booted stations, then with {plan.idle_stations:,} more booted "
+        "and idle; per connection = ΔRSS / N. Order, on one instance of each server: idle "
+        "memory, throughput at each station count, half rate; so csms's half-rate run finds "
+        "its stream (and the 120 s duplicate window of `Nats-Msg-Id`s) filled by the "
+        "full-speed runs before it.",
+        "- **Columns**: server CPU = CPU time of the server's processes (csms: + nats-server) / "
+        "window; CPU 0 others = CPU 0 busy time not spent by them (other work on the machine); "
+        f"sim CPU ⚠ = simulator ≥ {report.SIM_BOUND:.0%} busy, so it may be what limits that row; "
+        "server RSS at the end of the window (csms: csms + nats-server). Under SCHED_FIFO the "
+        "kernel still keeps ~5 % of each core for other work, so a saturated server shows "
+        "~95 %.",
+    ]
+
+
+def _fd_cap() -> str:
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if hard == resource.RLIM_INFINITY or hard > 20_000 + 1_000:
+        return "within this machine's open-files limit"
+    return (
+        f"but here only as many as the hard open-files limit of {hard:,} leaves room for; "
+        "raising it needs CAP_SYS_RESOURCE, which this container lacks"
+    )
+
+
+def _notes(run: Run) -> list[str]:
+    notes = []
+    for s in run.servers:
+        notes += [f"**{s.name} not fully measured**: {f}" for f in s.failures]
+        runs: list[SimResult] = [*s.throughput, *([s.half_rate] if s.half_rate else [])]
+        for r in runs:
+            if r.errors:
+                notes.append(f"{s.name}, {r.stations} stations: errors {report.errors(r)}.")
+            if r.sim_cpu >= report.SIM_BOUND:
+                notes.append(
+                    f"{s.name}, {r.stations} stations: the simulator was "
+                    f"{r.sim_cpu:.0%} busy; this rate is a lower bound of what {s.name} can do."
+                )
+        if s.name == "csms" and s.throughput:
+            best = max(s.throughput, key=lambda r: r.answered_per_s)
+            split = ", ".join(f"{k} {v:.0%}" for k, v in best.server_cpu.items())
+            notes.append(
+                f"Where CPU 0 went in csms's best run ({best.stations} stations): {split}. "
+                "(A profile of the csms process cannot be taken from outside it; these shares "
+                "are what this harness can tell.)"
+            )
+    if run.plan.idle_stations < 20_000:
+        notes.append(
+            f"Idle memory was measured at N = {run.plan.idle_stations:,}, not at the issue's "
+            f"20,000 (`--full` does 20,000, {_fd_cap()})."
+        )
+    return notes
+
+
+def render(run: Run) -> str:
+    lines = [report.BEGIN, *_header(run), "", "### The issue's bar", "", *report.bar(run)]
+    lines += [
+        "",
+        "### Throughput: MeterValues answered per second",
+        "",
+        *report.throughput_tables(run),
+    ]
+    lines += ["", "### Latency at half the best rate", "", *report.half_rate_table(run)]
+    lines += ["", "### Memory per idle connection", "", *report.idle_table(run)]
+    notes = _notes(run)
+    if notes:
+        lines += ["", "### Notes", "", *(f"- {n}" for n in notes)]
+    return "\n".join([*lines, report.END])
+
+
+def update_readme(path: Path, section: str) -> None:
+    """Replace the marked section, or append it if the file has none yet."""
+    text = path.read_text() if path.exists() else ""
+    if report.BEGIN in text and report.END in text:
+        head, rest = text.split(report.BEGIN, 1)
+        tail = rest.split(report.END, 1)[1]
+        text = head + section + tail
+    else:
+        text = text.rstrip("\n") + "\n\n" + section + "\n"
+    path.write_text(text)

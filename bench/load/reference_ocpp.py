@@ -1,0 +1,73 @@
+"""The reference: a CSMS built the usual Python way, the ``ocpp`` package over ``websockets``.
+
+    python -m bench.load.reference_ocpp --port PORT [--host 127.0.0.1]
+
+One ``ocpp.v16.ChargePoint`` per connection, the station id from the path, handlers for
+BootNotification, Heartbeat and MeterValues; schema validation as the package does it by default
+(jsonschema, in the default thread pool), on the standard asyncio loop. Nothing is stored.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime as dt
+import sys
+from typing import Any
+
+from ocpp.routing import on
+from ocpp.v16 import ChargePoint, call_result
+from ocpp.v16.enums import Action, RegistrationStatus
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+from websockets.typing import Subprotocol
+
+HEARTBEAT_INTERVAL_S = 300
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat()
+
+
+class ReferenceChargePoint(ChargePoint):  # type: ignore[misc]
+    @on(Action.boot_notification)  # type: ignore[untyped-decorator]
+    async def on_boot_notification(self, **_: Any) -> call_result.BootNotification:
+        return call_result.BootNotification(
+            current_time=_now(),
+            interval=HEARTBEAT_INTERVAL_S,
+            status=RegistrationStatus.accepted,
+        )
+
+    @on(Action.heartbeat)  # type: ignore[untyped-decorator]
+    async def on_heartbeat(self) -> call_result.Heartbeat:
+        return call_result.Heartbeat(current_time=_now())
+
+    @on(Action.meter_values)  # type: ignore[untyped-decorator]
+    async def on_meter_values(self, **_: Any) -> call_result.MeterValues:
+        return call_result.MeterValues()
+
+
+async def on_connect(websocket: ServerConnection) -> None:
+    assert websocket.request is not None
+    station_id = websocket.request.path.rstrip("/").rsplit("/", 1)[-1]
+    with contextlib.suppress(ConnectionClosed):
+        await ReferenceChargePoint(station_id, websocket).start()
+
+
+async def run(host: str, port: int) -> None:
+    async with serve(on_connect, host, port, subprotocols=[Subprotocol("ocpp1.6")]) as server:
+        print(f"reference: OCPP on ws://{host}:{port}/ocpp/{{stationId}}", flush=True)
+        await server.serve_forever()
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.load.reference_ocpp")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    args = parser.parse_args(argv)
+    asyncio.run(run(args.host, args.port))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,196 @@
+"""One run rendered as Markdown into the ``<!-- load:begin -->`` section of bench/README.md."""
+
+from __future__ import annotations
+
+from bench.load.model import Run, ServerResult, SimResult
+
+BEGIN, END = "<!-- load:begin -->", "<!-- load:end -->"
+X = "\N{MULTIPLICATION SIGN}"
+LABELS = {
+    "csms": "csms (ours): picows gateway, Rust codec, every frame stored in JetStream first",
+    "reference": "reference: `ocpp` package `ChargePoint` over `websockets`, asyncio, jsonschema",
+    "echo": "echo: bare picows + uvloop, canned `[3,id,{}]`, no parsing (the ceiling)",
+}
+BAR_RATIO_REFERENCE = 30.0
+BAR_SHARE_ECHO = 0.40
+BAR_BYTES_PER_CONNECTION = 16 * 1024
+BAR_P99_MS = 20.0
+SIM_BOUND = 0.9
+"""A simulator busier than this on its core may be what limits the rate it measures."""
+
+
+def _n(x: float) -> str:
+    return f"{x:,.0f}"
+
+
+def _ms(x: float) -> str:
+    return f"{x:.2f}" if x < 10 else f"{x:.1f}" if x < 100 else f"{x:,.0f}"
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.0f} %"
+
+
+def _ratio(a: float, b: float) -> str:
+    return f"{a / b:,.2f}{X}" if b else "—"
+
+
+def _met(ok: bool) -> str:
+    return "yes" if ok else "**no**"
+
+
+def errors(run: SimResult) -> str:
+    return ", ".join(f"{k} {v}" for k, v in sorted(run.errors.items())) or "0"
+
+
+def server_cpu(run: SimResult) -> float:
+    return sum(run.server_cpu.values())
+
+
+def _rss(run: SimResult) -> str:
+    return " + ".join(f"{kb / 1024:.0f}" for kb in run.server_rss_kb.values()) or "—"
+
+
+def run_summary(run: SimResult) -> str:
+    return (
+        f"{_n(run.answered_per_s)}/s, p50 {_ms(run.latency.p50)} ms, p99 {_ms(run.latency.p99)} ms"
+        f", errors {errors(run)}, server CPU {_pct(server_cpu(run))}, sim CPU {_pct(run.sim_cpu)}"
+    )
+
+
+def idle_summary(result: ServerResult) -> str:
+    idle = result.idle
+    if idle is None:
+        return "—"
+    parts = [
+        f"{name} {idle.per_connection_bytes(name) / 1024:.1f} KB" for name in idle.rss_after_kb
+    ]
+    return f"{idle.connected}/{idle.stations} connected; per connection " + ", ".join(parts)
+
+
+def _by_name(run: Run) -> dict[str, ServerResult]:
+    return {s.name: s for s in run.servers}
+
+
+def _best(result: ServerResult | None) -> SimResult | None:
+    if result is None or not result.throughput:
+        return None
+    return max(result.throughput, key=lambda r: r.answered_per_s)
+
+
+def bar(run: Run) -> list[str]:
+    servers = _by_name(run)
+    ours, ref, echo = (servers.get(n) for n in ("csms", "reference", "echo"))
+    lines = ["| target | measured | met |", "|---|---|:-:|"]
+    best = _best(ours)
+    if ours is None or best is None:
+        return [*lines, "| all | csms was not measured | **no** |"]
+    clean = "" if not best.errors else f" (errors: {errors(best)})"
+    ours_rate = best.answered_per_s
+    if ref is not None and ref.max_rate:
+        ratio = ours_rate / ref.max_rate
+        lines.append(
+            f"| MeterValues/s (validated, persisted, answered) ≥ {BAR_RATIO_REFERENCE:.0f}{X} the "
+            f"reference | {_n(ours_rate)}/s at {best.stations} stations = {ratio:.1f}{X} the "
+            f"reference's {_n(ref.max_rate)}/s{clean} | {_met(ratio >= BAR_RATIO_REFERENCE)} |"
+        )
+    if echo is not None and echo.max_rate:
+        share = ours_rate / echo.max_rate
+        lines.append(
+            f"| MeterValues/s ≥ {_pct(BAR_SHARE_ECHO)} of the echo ceiling | {_n(ours_rate)}/s = "
+            f"{_pct(share)} of the echo's {_n(echo.max_rate)}/s{clean} "
+            f"| {_met(share >= BAR_SHARE_ECHO)} |"
+        )
+    if ours.idle is not None:
+        per = ours.idle.per_connection_bytes("csms")
+        nats = ours.idle.per_connection_bytes("nats-server")
+        lines.append(
+            f"| memory per idle connection ≤ 16 KB at 20,000 | {per / 1024:.1f} KB (csms process) "
+            f"at N = {ours.idle.connected:,}; its nats-server: {nats / 1024:+.1f} KB "
+            f"| {_met(per <= BAR_BYTES_PER_CONNECTION)}"
+            f"{'' if ours.idle.connected >= 20_000 else ' (at a smaller N)'} |"
+        )
+    if ours.half_rate is not None:
+        half = ours.half_rate
+        lines.append(
+            f"| p99 ≤ {BAR_P99_MS:.0f} ms at half the max rate | {_ms(half.latency.p99)} ms at "
+            f"{_n(half.answered_per_s)}/s ({half.stations} stations) "
+            f"| {_met(half.latency.p99 <= BAR_P99_MS)} |"
+        )
+    return lines
+
+
+def _runs_table(
+    rows: list[tuple[str, SimResult]], targets: dict[str, float] | None = None
+) -> list[str]:
+    target = "| target/s " if targets is not None else ""
+    lines = [
+        f"| server | stations {target}| answered/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms "
+        "| errors | server CPU | CPU 0 others | sim CPU | server RSS MB at end |",
+        "|---|--:"
+        + "|--:" * (targets is not None)
+        + "|--:|--:|--:|--:|--:|--:|---|--:|--:|--:|--:|",
+    ]
+    for name, r in rows:
+        others = max(0.0, r.cpu_busy.get("cpu0", 0.0) - server_cpu(r))
+        sim = _pct(r.sim_cpu) + (" ⚠" if r.sim_cpu >= SIM_BOUND else "")
+        lat = r.latency
+        wanted = f"| {_n(targets.get(name, 0.0))} " if targets is not None else ""
+        lines.append(
+            f"| {name} | {r.stations} {wanted}| {_n(r.answered_per_s)} | {_ms(lat.p50)} "
+            f"| {_ms(lat.p90)} | {_ms(lat.p99)} | {_ms(lat.p999)} | {_ms(lat.max)} | {errors(r)} "
+            f"| {_pct(server_cpu(r))} | {_pct(others)} | {sim} | {_rss(r)} |"
+        )
+    return lines
+
+
+def throughput_tables(run: Run) -> list[str]:
+    servers = _by_name(run)
+    lines = ["| stations | csms | reference | echo | csms / reference | csms / echo |"]
+    lines.append("|--:|--:|--:|--:|--:|--:|")
+    rows: list[tuple[str, SimResult]] = []
+    for stations in run.plan.throughput_stations:
+        rate = {}
+        for name, result in servers.items():
+            for r in result.throughput:
+                if r.stations == stations:
+                    rate[name] = r.answered_per_s
+                    rows.append((name, r))
+        cells = [_n(rate[n]) if n in rate else "—" for n in ("csms", "reference", "echo")]
+        ours = rate.get("csms", 0.0)
+        ref_ratio = _ratio(ours, rate.get("reference", 0.0))
+        lines.append(
+            f"| {stations} | {' | '.join(cells)} | {ref_ratio} | "
+            f"{_pct(ours / rate['echo']) if rate.get('echo') else '—'} |"
+        )
+    order = {name: i for i, name in enumerate(LABELS)}
+    rows.sort(key=lambda row: (row[1].stations, order.get(row[0], len(order))))
+    return [*lines, "", *_runs_table(rows)]
+
+
+def half_rate_table(run: Run) -> list[str]:
+    rows = [(s.name, s.half_rate) for s in run.servers if s.half_rate is not None]
+    lines = _runs_table(rows, {s.name: s.max_rate / 2 for s in run.servers})
+    p99 = {name: r.latency.p99 for name, r in rows}
+    if "csms" in p99:
+        others = [f"{_ratio(p99['csms'], p99[n])} the {n}'s" for n in p99 if n != "csms"]
+        lines += ["", "csms p99 / other p99: " + ", ".join(others) + "."]
+    return lines
+
+
+def idle_table(run: Run) -> list[str]:
+    lines = [
+        "| server | process | N connected | RSS before KB | RSS after KB | per connection KB |",
+        "|---|---|--:|--:|--:|--:|",
+    ]
+    for s in run.servers:
+        if s.idle is None:
+            continue
+        for name in s.idle.rss_after_kb:
+            before, after = s.idle.rss_before_kb[name], s.idle.rss_after_kb[name]
+            per = s.idle.per_connection_bytes(name) / 1024
+            lines.append(
+                f"| {s.name} | {name} | {s.idle.connected:,} of {s.idle.stations:,} "
+                f"| {before:,} | {after:,} | {per:.1f} |"
+            )
+    return lines

@@ -1,0 +1,112 @@
+"""The scenarios, each one simulator child (pinned to its own core) against a started server."""
+
+from __future__ import annotations
+
+import select
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+import msgspec
+
+from bench.load.model import IdleResult, SimResult
+from bench.load.servers import ROOT, SIM_CPU, Server, pinned, rss_kb
+
+CONNECT_ALLOWANCE_S = 120.0
+"""Time a simulator may take beyond warmup + duration (connecting, booting, closing)."""
+SETTLE_S = 1.0
+"""Pause before reading RSS, and between scenarios (the server finishes closing sessions)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SimOptions:
+    realtime: bool
+    scratch: Path
+
+
+def _sim_argv(server: Server, stations: int, prefix: str, extra: list[str]) -> list[str]:
+    argv = [sys.executable, "-m", "bench.load.sim", "--url", server.url, "--prefix", prefix]
+    argv += ["--stations", str(stations), *extra]
+    for name, pid in server.pids.items():
+        argv += ["--watch", f"{name}={pid}"]
+    return argv
+
+
+def _decode(stdout: str, where: str) -> SimResult:
+    lines = stdout.strip().splitlines()
+    if not lines:
+        raise RuntimeError(f"simulator printed nothing; see {where}")
+    return msgspec.json.decode(lines[-1], type=SimResult)
+
+
+def throughput(
+    server: Server,
+    stations: int,
+    duration_s: float,
+    warmup_s: float,
+    options: SimOptions,
+    rate: float | None = None,
+) -> SimResult:
+    """MeterValues from every station, as fast as answered or at ``rate`` per station per s."""
+    extra = ["--duration", str(duration_s), "--warmup", str(warmup_s)]
+    extra += ["--rate", f"{rate:.6g}"] if rate else []
+    tag = f"{server.name}-{stations}{'-rate' if rate else ''}"
+    argv = _sim_argv(server, stations, f"{tag}-", extra)
+    log = options.scratch / f"sim-{tag}.log"
+    with log.open("wb") as err:
+        done = subprocess.run(
+            pinned(argv, SIM_CPU, options.realtime),
+            cwd=ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=err,
+            timeout=warmup_s + duration_s + CONNECT_ALLOWANCE_S,
+            check=False,
+        )
+    if done.returncode != 0:
+        raise RuntimeError(f"simulator exited with {done.returncode}; see {log}")
+    time.sleep(SETTLE_S)
+    return _decode(done.stdout.decode(), str(log))
+
+
+def _line(stream: IO[bytes], timeout_s: float) -> str:
+    ready, _, _ = select.select([stream], [], [], timeout_s)
+    if not ready:
+        raise TimeoutError(f"no line from the simulator within {timeout_s:.0f} s")
+    return stream.readline().decode().strip()
+
+
+def idle_memory(server: Server, stations: int, warm: int, options: SimOptions) -> IdleResult:
+    """RSS of the server's processes with ``warm`` stations, then with ``warm + stations``."""
+    argv = _sim_argv(server, stations, f"{server.name}-idle-", ["--idle", "--warm", str(warm)])
+    log = options.scratch / f"sim-{server.name}-idle.log"
+    with log.open("wb") as err:
+        sim = subprocess.Popen(
+            pinned(argv, SIM_CPU, options.realtime),
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=err,
+        )
+    assert sim.stdin is not None
+    assert sim.stdout is not None
+    try:
+        _line(sim.stdout, CONNECT_ALLOWANCE_S)
+        time.sleep(SETTLE_S)
+        before = {name: rss_kb(pid) for name, pid in server.pids.items()}
+        sim.stdin.write(b"go\n")
+        sim.stdin.flush()
+        _line(sim.stdout, CONNECT_ALLOWANCE_S + stations / 100)
+        time.sleep(2 * SETTLE_S)
+        after = {name: rss_kb(pid) for name, pid in server.pids.items()}
+        out = sim.communicate(b"close\n", timeout=CONNECT_ALLOWANCE_S)[0].decode()
+    finally:
+        if sim.poll() is None:
+            sim.kill()
+            sim.wait()
+    result = _decode(out, str(log))
+    time.sleep(SETTLE_S)
+    return IdleResult(result.stations, result.connected, warm, before, after, result.errors)

@@ -1,0 +1,139 @@
+"""Starting, watching and stopping the servers under test, each a pinned child process.
+
+Every child gets its own log file (stdout and stderr) in the run's scratch directory; a server is
+ready when its ready line appears there. ``Launcher.stop_all`` ends every child it started, last
+started first (csms before its nats-server), SIGTERM then SIGKILL.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from streams.embedded import free_port, nats_server_binary
+
+ROOT = Path(__file__).resolve().parents[2]
+
+HOST = "127.0.0.1"
+SERVER_CPU, SIM_CPU = 0, 1
+READY_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 15.0
+
+
+@dataclass(frozen=True, slots=True)
+class Child:
+    name: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def tail(self, lines: int = 15) -> str:
+        text = self.log.read_text(errors="replace") if self.log.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
+
+
+@dataclass(frozen=True, slots=True)
+class Server:
+    """A started server: its URL and the processes whose RSS and CPU are its cost."""
+
+    name: str
+    url: str
+    children: list[Child]
+
+    @property
+    def pids(self) -> dict[str, int]:
+        return {c.name: c.process.pid for c in self.children}
+
+
+def pinned(argv: list[str], cpu: int, realtime: bool) -> list[str]:
+    """``argv`` pinned to ``cpu`` with taskset, and SCHED_FIFO priority 1 if ``realtime``."""
+    return [*(["chrt", "-f", "1"] if realtime else []), "taskset", "-c", str(cpu), *argv]
+
+
+def _nofile(limit: int) -> Callable[[], None]:
+    def raise_limit() -> None:
+        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(limit, hard), hard))
+
+    return raise_limit
+
+
+def rss_kb(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+@dataclass
+class Launcher:
+    scratch: Path
+    realtime: bool
+    nofile: int
+    children: list[Child] = field(default_factory=list)
+
+    def launch(self, name: str, argv: list[str], ready: str) -> Child:
+        log = self.scratch / f"{name}.log"
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                pinned(argv, SERVER_CPU, self.realtime),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                preexec_fn=_nofile(self.nofile),
+                cwd=ROOT,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
+        child = Child(name, process, log)
+        self.children.append(child)
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while ready not in log.read_text(errors="replace"):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{name} did not start:\n{child.tail()}")
+            time.sleep(0.05)
+        return child
+
+    def stop_all(self) -> None:
+        while self.children:
+            child = self.children.pop()
+            if child.process.poll() is None:
+                child.process.terminate()
+                try:
+                    child.process.wait(STOP_TIMEOUT_S)
+                except subprocess.TimeoutExpired:
+                    child.process.kill()
+                    child.process.wait(STOP_TIMEOUT_S)
+
+    # -- the three servers -----------------------------------------------------------
+    def csms(self) -> Server:
+        store = self.scratch / "nats"
+        nats_port = free_port(HOST)
+        nats = self.launch(
+            "nats-server",
+            [str(nats_server_binary()), "-js", "-sd", str(store), "-a", HOST, "-p", str(nats_port)],
+            "Server is ready",
+        )
+        port = free_port(HOST)
+        argv = [sys.executable, "-m", "csms", "serve", "--host", HOST, "--ocpp-port", str(port)]
+        argv += ["--api-port", str(free_port(HOST)), "--data-dir", str(self.scratch / "csms")]
+        argv += ["--nats-url", f"nats://{HOST}:{nats_port}"]
+        csms = self.launch("csms", argv, "csms: OCPP on ws://")
+        return Server("csms", f"ws://{HOST}:{port}/ocpp", [csms, nats])
+
+    def python_server(self, name: str, module: str) -> Server:
+        port = free_port(HOST)
+        argv = [sys.executable, "-m", module, "--host", HOST, "--port", str(port)]
+        child = self.launch(name, argv, "OCPP on ws://")
+        return Server(name, f"ws://{HOST}:{port}/ocpp", [child])
+
+    def start(self, name: str) -> Server:
+        if name == "csms":
+            return self.csms()
+        modules = {"reference": "bench.load.reference_ocpp", "echo": "bench.load.echo_server"}
+        return self.python_server(name, modules[name])
