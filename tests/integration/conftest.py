@@ -25,17 +25,21 @@ async def nats_server(tmp_path: Path) -> AsyncIterator[EmbeddedNats]:
     await server.stop()
 
 
-@pytest.fixture
-async def csms(tmp_path: Path, nats_server: EmbeddedNats) -> AsyncIterator[app.Running]:
-    settings = Settings(
+def loopback_settings(data_dir: Path, nats_url: str, node_id: str = "test-node") -> Settings:
+    """A CSMS on loopback with free ports, using the given NATS."""
+    return Settings(
         host="127.0.0.1",
         ocpp_port=0,
         api_port=free_port(),
-        data_dir=tmp_path,
-        nats_url=nats_server.url,
-        node_id="test-node",
+        data_dir=data_dir,
+        nats_url=nats_url,
+        node_id=node_id,
     )
-    running = await app.start(settings)
+
+
+@pytest.fixture
+async def csms(tmp_path: Path, nats_server: EmbeddedNats) -> AsyncIterator[app.Running]:
+    running = await app.start(loopback_settings(tmp_path, nats_server.url))
     yield running
     await running.stop()
 

@@ -8,9 +8,8 @@ import json
 from pathlib import Path
 
 from csms import app
-from csms.settings import Settings
 from streams.embedded import EmbeddedNats, free_port
-from tests.integration.conftest import read_all_events, ws_url
+from tests.integration.conftest import loopback_settings, read_all_events, ws_url
 from tests.integration.station import Station
 
 STATIONS = 10
@@ -37,15 +36,7 @@ async def test_kill_9_of_nats_under_traffic_loses_nothing_answered(tmp_path: Pat
     store, port = tmp_path / "nats", free_port()
     server = EmbeddedNats(store, port=port)
     await server.start()
-    settings = Settings(
-        host="127.0.0.1",
-        ocpp_port=0,
-        api_port=free_port(),
-        data_dir=tmp_path,
-        nats_url=server.url,
-        node_id="fault",
-    )
-    running = await app.start(settings)
+    running = await app.start(loopback_settings(tmp_path, server.url, "fault"))
     stations = [await Station.connect(ws_url(running, f"F{i}"), "ocpp1.6") for i in range(STATIONS)]
     answered: list[list[str]] = [[] for _ in stations]
     stop = asyncio.Event()

@@ -13,9 +13,8 @@ import pytest
 from csms import app
 from csms.handlers.routing import ROUTES, SEND_ONLY
 from csms.protocol import CallResult, Codec, schema_dir
-from csms.settings import Settings
 from streams.embedded import EmbeddedNats, free_port
-from tests.integration.conftest import read_events, ws_url
+from tests.integration.conftest import loopback_settings, read_events, ws_url
 from tests.integration.station import Station
 
 CORPUS = Path(__file__).parents[1] / "fixtures" / "ocpp"
@@ -162,17 +161,8 @@ async def test_no_common_subprotocol_is_refused(csms: app.Running) -> None:
 async def test_two_gateways_allocate_distinct_transaction_ids(
     tmp_path: Path, nats_server: EmbeddedNats
 ) -> None:
-    def settings(name: str) -> Settings:
-        return Settings(
-            host="127.0.0.1",
-            ocpp_port=0,
-            api_port=free_port(),
-            data_dir=tmp_path,
-            nats_url=nats_server.url,
-            node_id=name,
-        )
-
-    first, second = await app.start(settings("gw1")), await app.start(settings("gw2"))
+    first = await app.start(loopback_settings(tmp_path, nats_server.url, "gw1"))
+    second = await app.start(loopback_settings(tmp_path, nats_server.url, "gw2"))
     try:
         stations = [
             await Station.connect(ws_url(gw, f"CP-{i}"), "ocpp1.6")
@@ -203,15 +193,7 @@ async def test_no_answer_before_the_event_is_stored(tmp_path: Path) -> None:
     store, port = tmp_path / "nats", free_port()
     server = EmbeddedNats(store, port=port)
     await server.start()
-    settings = Settings(
-        host="127.0.0.1",
-        ocpp_port=0,
-        api_port=free_port(),
-        data_dir=tmp_path,
-        nats_url=server.url,
-        node_id="wa",
-    )
-    running = await app.start(settings)
+    running = await app.start(loopback_settings(tmp_path, server.url, "wa"))
     try:
         station = await Station.connect(ws_url(running, "CP-WA"), "ocpp1.6")
         assert (await station.call("Heartbeat", {}))[0] == 3

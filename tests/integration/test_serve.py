@@ -5,10 +5,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
-
-import pytest
 
 from streams.embedded import EmbeddedNats, free_port
 from tests.integration.station import Station
@@ -41,14 +38,6 @@ async def start_serve(tmp_path: Path, nats_url: str, name: str) -> ServeProcess:
 
     await asyncio.wait_for(ready(), 30)
     return ServeProcess(process, ocpp_port)
-
-
-@pytest.fixture
-async def nats_server(tmp_path: Path) -> AsyncIterator[EmbeddedNats]:
-    server = EmbeddedNats(tmp_path / "nats")
-    await server.start()
-    yield server
-    await server.stop()
 
 
 async def test_two_serve_processes_share_transaction_ids_and_drain_on_sigterm(
