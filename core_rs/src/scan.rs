@@ -19,6 +19,33 @@ fn is_plain(b: u8) -> bool {
     (0x20..0x80).contains(&b) && b != b'"' && b != b'\\'
 }
 
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGHS: u64 = 0x8080_8080_8080_8080;
+
+/// Flags (in the high bit of each byte) the bytes of `w` that are zero; the lowest flag is
+/// always exact, higher ones may be false positives (harmless: the byte loop re-checks).
+#[inline]
+fn zero_bytes(w: u64) -> u64 {
+    w.wrapping_sub(ONES) & !w & HIGHS
+}
+
+/// Advance `i` over whole 8-byte words of plain bytes (printable ASCII, not `"` or `\\`).
+#[inline]
+fn skip_plain_words(bytes: &[u8], mut i: usize) -> usize {
+    while let Some(chunk) = bytes.get(i..).and_then(<[u8]>::first_chunk::<8>) {
+        let w = u64::from_le_bytes(*chunk);
+        let special = zero_bytes(w ^ (ONES * u64::from(b'"')))
+            | zero_bytes(w ^ (ONES * u64::from(b'\\')))
+            | (w.wrapping_sub(ONES * 0x20) & !w & HIGHS) // below 0x20
+            | (w & HIGHS); // non-ASCII
+        if special != 0 {
+            return i + (special.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    i
+}
+
 /// A scanned string token: its raw bytes between the quotes and what the scan learned.
 pub(crate) struct Str<'a> {
     pub(crate) raw: &'a [u8],
@@ -101,7 +128,9 @@ impl<'a> Cursor<'a> {
         let mut escapes = 0usize;
         let mut ascii = true;
         loop {
-            // Plain printable ASCII is by far the most common byte: skip runs of it first.
+            // Plain printable ASCII is by far the most common byte: skip runs of it, eight
+            // bytes at a time, then byte by byte up to the first byte that needs a look.
+            i = skip_plain_words(self.bytes, i);
             while let Some(&b) = self.bytes.get(i) {
                 if !is_plain(b) {
                     break;
@@ -312,6 +341,18 @@ mod tests {
         assert!(c.skip_value().is_none());
         let mut c = Cursor::new(b"[[[1]]]", 3);
         assert!(c.skip_value().is_some());
+    }
+
+    #[test]
+    fn word_skipping_stops_at_the_first_special_byte() {
+        let text = b"abcdefghijklmnop\"rest";
+        assert_eq!(skip_plain_words(text, 0), 16);
+        for (special, at) in [(b'"', 3), (b'\\', 9), (0x1f, 12), (0xc3, 0)] {
+            let mut v = b"abcdefghijklmnopqrstuvwx".to_vec();
+            v[at] = special;
+            assert!(skip_plain_words(&v, 0) <= at, "{special} at {at}");
+        }
+        assert_eq!(skip_plain_words(b"abc", 0), 0); // fewer than 8 bytes: the byte loop's job
     }
 
     #[test]
