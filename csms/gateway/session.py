@@ -26,7 +26,15 @@ from csms.domain.events import Direction, FrameEvent, Kind
 from csms.handlers.context import HandlerContext
 from csms.handlers.routing import ROUTES, SEND_ONLY
 from csms.ports import EventSink
-from csms.protocol import Call, CallError, CallResult, Codec, Ignored, OcppError
+from csms.protocol import (
+    Call,
+    CallError,
+    CallResult,
+    Codec,
+    Ignored,
+    MessageTypeError,
+    OcppError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -218,7 +226,9 @@ class StationSession(WSListener):
         responses and SENDs, which are never answered)."""
         message_type = err.message_type_id or 0
         await self._record("frame", "in", message_type, err.unique_id, None, text, err.description)
-        if message_type in (0, 2):
+        # CALLs and unreadable frames are answered; so is an unknown message type on 2.0.1
+        # (Part 4 §4.4, MessageTypeNotSupported). Responses and 2.1 SENDs never are.
+        if message_type in (0, 2) or isinstance(err, MessageTypeError):
             reply = self.codec.encode_call_error(err.unique_id, err.code, err.description)
             await self._send(reply, 4, err.unique_id, None)
         elif message_type in (3, 4, 5) and self._pending and self._pending[0] == err.unique_id:

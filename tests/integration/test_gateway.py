@@ -211,3 +211,23 @@ async def test_no_answer_before_the_event_is_stored(tmp_path: Path) -> None:
     finally:
         await running.stop()
         await server.stop()
+
+
+@pytest.mark.parametrize(
+    ("version", "token", "expected"),
+    [
+        ("1.6", "ocpp1.6", None),  # ignored (1.6 §4.1.3)
+        ("2.0.1", "ocpp2.0.1", [4, "a7", "MessageTypeNotSupported"]),  # Part 4 §4.4
+        ("2.1", "ocpp2.1", None),  # ignored (2.1 §4.1.3, §4.4)
+    ],
+)
+async def test_unknown_message_types_per_version(
+    csms: app.Running, version: str, token: str, expected: list[Any] | None
+) -> None:
+    station = await Station.connect(ws_url(csms, f"MT-{FOLDER[version]}"), token)
+    station.send_text('[7,"a7","Heartbeat",{}]')
+    if expected is not None:
+        assert (await station.receive())[:3] == expected
+    # Nothing else is sent for it: the next frame we see answers our Heartbeat.
+    assert (await station.call("Heartbeat", {}, unique_id="hb"))[:2] == [3, "hb"]
+    await station.close()
