@@ -137,7 +137,7 @@ async def serve(settings: Settings) -> None:
     running = await start(settings)
     print(f"csms: OCPP on ws://{settings.host}:{running.gateway.port}/ocpp/{{stationId}}")
     print(f"csms: health on http://{settings.host}:{settings.api_port}/healthz")
-    print(f"csms: NatsClient {running.nats_url}" + (" (embedded)" if running.embedded else ""))
+    print(f"csms: NATS {running.nats_url}" + (" (embedded)" if running.embedded else ""))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
