@@ -7,6 +7,7 @@ station's events in order. ``token`` maps any station identity to a single subje
 
 from __future__ import annotations
 
+import functools
 from typing import Final
 
 STREAM: Final = "CSMS_EVENTS"
@@ -44,6 +45,7 @@ def station_of(token_text: str) -> str:
     return data.decode()
 
 
+@functools.lru_cache(maxsize=65536)
 def subject(station_id: str) -> str:
-    """The subject of a station's events."""
+    """The subject of a station's events (cached: computed once per station, not per event)."""
     return f"{PREFIX}.{token(station_id)}"
