@@ -7,6 +7,7 @@ from pathlib import Path
 
 from bench.load import report
 from bench.load.model import Run, SimResult
+from bench.sections import write_section
 
 
 def _header(run: Run) -> list[str]:
@@ -108,11 +109,4 @@ def render(run: Run) -> str:
 
 def update_readme(path: Path, section: str) -> None:
     """Replace the marked section, or append it if the file has none yet."""
-    text = path.read_text() if path.exists() else ""
-    if report.BEGIN in text and report.END in text:
-        head, rest = text.split(report.BEGIN, 1)
-        tail = rest.split(report.END, 1)[1]
-        text = head + section + tail
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    path.write_text(text)
+    write_section(path, report.BEGIN, report.END, section)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from bench.micro.environment import Environment, RustResult
 from bench.micro.timing import Settings, Stats
+from bench.sections import write_section
 
 HEADLINE = "v16_meter_values_10"
 """The frame the targets of the issue are stated for (1.6 MeterValues, 10 sampled values)."""
@@ -189,12 +190,5 @@ one run drift much less.
 
 
 def update_readme(path: Path, section: str) -> None:
-    """Replace the text between the markers of ``path`` (created, or appended to, if needed)."""
-    text = path.read_text() if path.exists() else INTRO
-    block = f"{BEGIN}\n{section}\n{END}"
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + block + rest.split(END, 1)[1]
-    else:
-        text = f"{text.rstrip()}\n\n{block}\n"
-    path.write_text(text)
+    """Replace the micro section of ``path`` (created, or appended to, if needed)."""
+    write_section(path, BEGIN, END, f"{BEGIN}\n{section}\n{END}", INTRO)

@@ -1,0 +1,18 @@
+"""The one writer of marked sections in bench/README.md: each benchmark owns the text between
+its own ``<!-- name:begin -->`` and ``<!-- name:end -->`` markers and leaves the rest alone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def write_section(path: Path, begin: str, end: str, block: str, intro: str = "") -> None:
+    """Replace the text from ``begin`` to ``end`` with ``block`` (which carries the markers);
+    append ``block`` if the file has no such section (created from ``intro`` if missing)."""
+    text = path.read_text() if path.exists() else intro
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        text = head + block + rest.split(end, 1)[1]
+    else:
+        text = f"{text.rstrip()}\n\n{block}\n"
+    path.write_text(text)
