@@ -11,10 +11,11 @@ from csms.domain.events import FrameEvent
 
 
 class EventSink(Protocol):
-    """Durable event store: ``publish`` returns only once the event is stored."""
+    """Durable event store: ``publish`` returns only once the events are stored."""
 
-    async def publish(self, event: FrameEvent) -> int:
-        """Store ``event``; return its stream sequence. Retries until stored or cancelled."""
+    async def publish(self, *events: FrameEvent) -> int:
+        """Store ``events`` (one or more of one station, in order) atomically, as one stream
+        message; return its stream sequence. Retries until stored or cancelled."""
         ...
 
 

@@ -67,9 +67,11 @@ class JetStreamPublisher:
         await self._nc.subscribe(f"{self._prefix}.*", cb=self._on_ack)
         self.healthy = True
 
-    async def publish(self, event: FrameEvent) -> int:
-        """Return the stream sequence once JetStream has stored ``event`` (retrying forever)."""
-        data = envelope.encode(event)
+    async def publish(self, *events: FrameEvent) -> int:
+        """Return the stream sequence once JetStream has stored ``events`` (one or more of one
+        station, in order, as one message; retrying forever)."""
+        event = events[0]
+        data = envelope.encode_many(events)
         to = subject(event.station_id)
         delay = 0.05
         while True:

@@ -151,7 +151,7 @@ class StationSession(WSListener):
         finally:
             self.closed.set()
 
-    async def _record(
+    def _event(
         self,
         kind: Kind,
         direction: Direction,
@@ -160,9 +160,9 @@ class StationSession(WSListener):
         action: str | None,
         raw: str,
         reason: str | None = None,
-    ) -> None:
+    ) -> FrameEvent:
         seq = next(self._seq)
-        event = FrameEvent(
+        return FrameEvent(
             event_id=f"{self.config.node_id}-{self.session_id}-{seq}",
             kind=kind,
             station_id=self.station_id,
@@ -178,15 +178,47 @@ class StationSession(WSListener):
             seq=seq,
             reason=reason,
         )
-        await self.sink.publish(event)
+
+    async def _record(
+        self,
+        kind: Kind,
+        direction: Direction,
+        message_type: int,
+        unique_id: str | None,
+        action: str | None,
+        raw: str,
+        reason: str | None = None,
+    ) -> None:
+        await self.sink.publish(
+            self._event(kind, direction, message_type, unique_id, action, raw, reason)
+        )
 
     async def _send(
-        self, data: bytes, message_type: int, unique_id: str, action: str | None
+        self,
+        data: bytes,
+        message_type: int,
+        unique_id: str,
+        action: str | None,
+        received: FrameEvent | None = None,
     ) -> None:
+        """Store the frame we are about to send, then send it (write-ahead for both directions).
+
+        ``received``: the station frame this answers, not stored yet. It is stored together with
+        the answer, as one stream message, so an answered CALL costs one JetStream write; the
+        answer leaves only after that write is acknowledged. The out-event's time is when the
+        answer was made, just before it is stored and sent.
+        """
         if self._transport is None or self._transport.is_disconnected:
+            if received is not None:
+                await self.sink.publish(received)
             return
-        self._transport.send(WSMsgType.TEXT, data)
-        await self._record("frame", "out", message_type, unique_id, action, data.decode())
+        sent = self._event("frame", "out", message_type, unique_id, action, data.decode())
+        if received is None:
+            await self.sink.publish(sent)
+        else:
+            await self.sink.publish(received, sent)
+        if not self._transport.is_disconnected:
+            self._transport.send(WSMsgType.TEXT, data)
 
     async def _frame(self, data: bytes) -> None:
         try:
@@ -203,11 +235,13 @@ class StationSession(WSListener):
             await self._refused(text, err)
             return
         if isinstance(frame, Call):
-            await self._record(
+            received = self._event(
                 "frame", "in", frame.message_type_id, frame.unique_id, frame.action, text
             )
             if frame.message_type_id == 2:
-                await self._answer(frame)
+                await self._answer(frame, received)
+            else:
+                await self.sink.publish(received)
         elif isinstance(frame, CallResult | CallError):
             action = (
                 self._pending[1] if self._pending and self._pending[0] == frame.unique_id else None
@@ -225,34 +259,34 @@ class StationSession(WSListener):
         """The one place that turns a refused frame into its CALLERROR (or into silence for
         responses and SENDs, which are never answered)."""
         message_type = err.message_type_id or 0
-        await self._record("frame", "in", message_type, err.unique_id, None, text, err.description)
+        received = self._event(
+            "frame", "in", message_type, err.unique_id, None, text, err.description
+        )
         # CALLs and unreadable frames are answered; so is an unknown message type on 2.0.1
         # (Part 4 §4.4, MessageTypeNotSupported). Responses and 2.1 SENDs never are.
         if message_type in (0, 2) or isinstance(err, MessageTypeError):
             reply = self.codec.encode_call_error(err.unique_id, err.code, err.description)
-            await self._send(reply, 4, err.unique_id, None)
-        elif message_type in (3, 4, 5) and self._pending and self._pending[0] == err.unique_id:
+            await self._send(reply, 4, err.unique_id, None, received)
+            return
+        await self.sink.publish(received)
+        if message_type in (3, 4, 5) and self._pending and self._pending[0] == err.unique_id:
             self._pending[2].set_exception(err)
             if message_type == 3:
                 await self._result_error(err)
 
-    async def _answer(self, call: Call) -> None:
+    async def _answer(self, call: Call, received: FrameEvent) -> None:
         version = self.codec.version
         cached = self._answered.get(call.unique_id)
         if cached is not None and cached[0] == call.action:
             # 2.x: "a retried message MAY reuse the message id" (2.0.1 Ed3 errata §4.6): the
             # same answer again, without running the handler twice.
-            await self._send(cached[1], 3, call.unique_id, call.action)
+            await self._send(cached[1], 3, call.unique_id, call.action, received)
             return
         handler = ROUTES.get((version, call.action))
         if handler is None or (version, call.action) in SEND_ONLY:
             code, text = self.codec.spell("NotSupported"), f"{call.action} is not answered"
-            await self._send(
-                self.codec.encode_call_error(call.unique_id, code, text),
-                4,
-                call.unique_id,
-                call.action,
-            )
+            reply = self.codec.encode_call_error(call.unique_id, code, text)
+            await self._send(reply, 4, call.unique_id, call.action, received)
             return
         try:
             response = await handler(self.context, call.payload)
@@ -262,13 +296,13 @@ class StationSession(WSListener):
             reply = self.codec.encode_call_error(
                 call.unique_id, self.codec.spell("InternalError"), type(exc).__name__
             )
-            await self._send(reply, 4, call.unique_id, call.action)
+            await self._send(reply, 4, call.unique_id, call.action, received)
             return
         if version != "1.6":  # 1.6 ids are per connection: a repeat is a new call (M25)
             self._answered[call.unique_id] = (call.action, reply)
             if len(self._answered) > ANSWER_CACHE:
                 self._answered.popitem(last=False)
-        await self._send(reply, 3, call.unique_id, call.action)
+        await self._send(reply, 3, call.unique_id, call.action, received)
 
     # -- CSMS-initiated calls -----------------------------------------------------------
     async def call(

@@ -49,7 +49,8 @@ def ws_url(running: app.Running, station_id: str) -> str:
 
 
 async def read_events(nats_url: str, station_id: str, count: int) -> list[FrameEvent]:
-    """Read the first ``count`` events of a station from the stream, in stream order."""
+    """Read the first ``count`` events of a station from the stream, in stream order (a stream
+    message may hold several events)."""
     nc = await nats.connect(nats_url)
     try:
         js = nc.jetstream()
@@ -57,7 +58,7 @@ async def read_events(nats_url: str, station_id: str, count: int) -> list[FrameE
         events: list[FrameEvent] = []
         while len(events) < count:
             for msg in await sub.fetch(count - len(events), timeout=5):
-                events.append(envelope.decode(msg.data))
+                events.extend(envelope.decode_many(msg.data))
                 await msg.ack()
         return events
     finally:
@@ -70,10 +71,21 @@ async def read_all_events(nats_url: str, station_id: str) -> list[FrameEvent]:
     try:
         js = nc.jetstream()
         info = await js.stream_info(STREAM, subjects_filter=subject(station_id))
-        total = (info.state.subjects or {}).get(subject(station_id), 0)
+        messages = (info.state.subjects or {}).get(subject(station_id), 0)
+        if not messages:
+            return []
+        sub = await js.pull_subscribe(subject(station_id), stream=STREAM, config=None, durable=None)
+        events: list[FrameEvent] = []
+        fetched = 0
+        while fetched < messages:
+            batch = await sub.fetch(messages - fetched, timeout=5)
+            fetched += len(batch)
+            for msg in batch:
+                events.extend(envelope.decode_many(msg.data))
+                await msg.ack()
+        return events
     finally:
         await nc.close()
-    return await read_events(nats_url, station_id, total) if total else []
 
 
 _ = DeliverPolicy  # the default pull consumer delivers from the start of the stream
