@@ -1,0 +1,238 @@
+"""The projector: a durable JetStream pull consumer folding the event stream into ClickHouse.
+
+Loop: fetch messages → fold them (pure, in a worker thread so the event loop stays free) →
+insert each table's rows → ack (ack-all on the last message of the batch). A batch closes at
+``max_messages`` or ``max_rows`` or ``max_delay_s`` after its first message. A crash anywhere
+before the ack means redelivery, and redelivered messages fold to the same rows with the same
+keys: ReplacingMergeTree plus FINAL/aggregating reads make that invisible (exactly-once effect).
+A failing insert is retried with back-off, never skipped; a poison event is a row, never a stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from nats.aio.msg import Msg
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+from streams.projections.fold import fold_message
+from streams.projections.rows import COLUMNS, Rows
+from streams.store import Store
+from streams.subjects import ALL_EVENTS, STREAM
+
+log = logging.getLogger(__name__)
+
+DURABLE = "csms-projections"
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectorConfig:
+    durable: str | None = DURABLE
+    """None: an ephemeral consumer from the stream's start (rebuild, benchmarks)."""
+    max_messages: int = 2000
+    max_rows: int = 100_000
+    max_delay_s: float = 0.5
+    fetch_timeout_s: float = 0.5
+    ack_wait_s: float = 60.0
+    max_ack_pending: int = 100_000
+    start_seq: int | None = None
+    """A new durable consumer starts here (after a rebuild) instead of at the first event."""
+
+
+@dataclass(slots=True)
+class ProjectorStats:
+    batches: int = 0
+    messages: int = 0
+    rows: int = 0
+    poison: int = 0
+    last_seq: int = 0
+    """Highest stream sequence inserted and acknowledged."""
+    insert_failures: int = 0
+    last_error: str | None = None
+    inserted_at: float = field(default_factory=time.monotonic)
+
+
+AfterInsert = Callable[[int], Awaitable[None]]
+"""Test hook: called with the batch's last stream sequence after the insert, before the ack."""
+
+
+async def write_rows(store: Store, rows: Rows, database: str | None = None) -> None:
+    """Insert every table's rows (once; the projector retries around this)."""
+    for table, table_rows in rows.tables.items():
+        await store.insert(table, table_rows, COLUMNS[table], database=database)
+
+
+def fold_batch(messages: list[tuple[int, str, bytes, int]]) -> Rows:
+    """Fold (stream sequence, subject, data, stored ms) messages; pure."""
+    rows = Rows()
+    for seq, subject, data, stored_ms in messages:
+        rows.extend(fold_message(seq, subject, data, stored_ms))
+    return rows
+
+
+class Projector:
+    """Run with :meth:`start` / :meth:`stop`, or :meth:`run_until` for a bounded replay."""
+
+    def __init__(
+        self,
+        js: JetStreamContext,
+        store: Store,
+        config: ProjectorConfig | None = None,
+        *,
+        database: str | None = None,
+        after_insert: AfterInsert | None = None,
+    ) -> None:
+        self.js = js
+        self.store = store
+        self.config = config or ProjectorConfig()
+        self.database = database or store.database
+        self.after_insert = after_insert
+        self.stats = ProjectorStats()
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self.run(), name="projector")
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+
+    async def wait(self) -> None:
+        """Until the run task ends (tests: a crash injected by ``after_insert``)."""
+        if self._task is not None:
+            await self._task
+
+    # -- the loop --------------------------------------------------------------------------
+    async def run(self, until_seq: int | None = None) -> None:
+        """Project until stopped (or, with ``until_seq``, until that sequence is acked)."""
+        backoff_s = 0.2
+        while not self._stopping.is_set():
+            try:
+                sub = await self._subscribe()
+                try:
+                    await self._consume(sub, until_seq)
+                    return
+                finally:
+                    with contextlib.suppress(Exception):
+                        await sub.unsubscribe()
+            except asyncio.CancelledError:
+                raise
+            except InjectedCrashError:
+                raise
+            except Exception as err:  # noqa: BLE001 (NATS or ClickHouse away: retry, never die)
+                self.stats.last_error = f"{type(err).__name__}: {err}"
+                log.warning("projector: %s; retrying in %.1f s", self.stats.last_error, backoff_s)
+                await asyncio.sleep(backoff_s)
+                backoff_s = min(backoff_s * 2, 5.0)
+
+    async def run_until(self, last_seq: int) -> None:
+        if last_seq > 0:
+            await self.run(until_seq=last_seq)
+
+    async def _subscribe(self) -> JetStreamContext.PullSubscription:
+        c = self.config
+        config = ConsumerConfig(
+            ack_policy=AckPolicy.ALL,
+            ack_wait=c.ack_wait_s,
+            max_ack_pending=c.max_ack_pending,
+            deliver_policy=DeliverPolicy.ALL
+            if c.start_seq is None
+            else DeliverPolicy.BY_START_SEQUENCE,
+            opt_start_seq=c.start_seq,
+            inactive_threshold=None if c.durable else 30.0,
+        )
+        return await self.js.pull_subscribe(
+            ALL_EVENTS, durable=c.durable, stream=STREAM, config=config
+        )
+
+    async def _consume(self, sub: JetStreamContext.PullSubscription, until_seq: int | None) -> None:
+        c = self.config
+        batch: list[Msg] = []
+        first_at = 0.0
+        loop = asyncio.get_running_loop()
+        while not self._stopping.is_set():
+            if until_seq is not None and self.stats.last_seq >= until_seq and not batch:
+                return
+            want = c.max_messages - len(batch)
+            try:
+                msgs = await sub.fetch(want, timeout=c.fetch_timeout_s)
+            except NatsTimeoutError:
+                msgs = []
+            if msgs and not batch:
+                first_at = loop.time()
+            batch.extend(msgs)
+            if not batch:
+                continue
+            full = len(batch) >= c.max_messages
+            late = loop.time() - first_at >= c.max_delay_s
+            reached = until_seq is not None and _seq(batch[-1]) >= until_seq
+            if full or late or not msgs or reached:
+                await self._flush(batch)
+                batch = []
+
+    async def _flush(self, batch: list[Msg]) -> None:
+        messages = [
+            (
+                _seq(m),
+                m.subject,
+                m.data,
+                int(m.metadata.timestamp.timestamp() * 1000),
+            )
+            for m in batch
+        ]
+        rows = await asyncio.get_running_loop().run_in_executor(None, fold_batch, messages)
+        await self._insert(rows)
+        last = messages[-1][0]
+        if self.after_insert is not None:
+            await self.after_insert(last)
+        await batch[-1].ack_sync()
+        s = self.stats
+        s.batches += 1
+        s.messages += len(batch)
+        s.rows += rows.count()
+        s.poison += len(rows.tables["poison_events"])
+        s.last_seq = max(s.last_seq, last)
+        s.inserted_at = time.monotonic()
+
+    async def _insert(self, rows: Rows) -> None:
+        """Insert every table's rows, retrying (same rows, same keys) until it works."""
+        backoff_s = 0.2
+        pending = [(t, r) for t, r in rows.tables.items() if r]
+        while pending:
+            table, table_rows = pending[0]
+            try:
+                await self.store.insert(table, table_rows, COLUMNS[table], database=self.database)
+            except asyncio.CancelledError:
+                raise
+            except Exception as err:  # noqa: BLE001 (the store is away: keep the batch, retry)
+                self.stats.insert_failures += 1
+                self.stats.last_error = f"insert into {table}: {err}"
+                log.warning("projector: %s; retrying in %.1f s", self.stats.last_error, backoff_s)
+                await asyncio.sleep(backoff_s)
+                backoff_s = min(backoff_s * 2, 5.0)
+                continue
+            pending.pop(0)
+
+
+class InjectedCrashError(Exception):
+    """Raised by a test hook to simulate a crash between insert and ack: ends the run."""
+
+
+def _seq(msg: Msg) -> int:
+    return int(msg.metadata.sequence.stream)
