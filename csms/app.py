@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import signal
@@ -17,13 +16,19 @@ from dataclasses import dataclass, field
 import nats
 from nats.aio.client import Client as NatsClient
 
-from csms.domain.tokens import TokenPolicy
+from csms.api.app import ApiServer, build_app
+from csms.api.services import ApiServices
+from csms.gateway.commands import execute as execute_command
 from csms.gateway.server import Gateway, GatewayConfig
 from csms.gateway.session import SessionConfig
 from csms.handlers.context import HandlerContext
 from csms.protocol import SUPPORTED_VERSIONS, CodecOptions, codec_for
 from csms.settings import Settings
+from streams.commands import CommandServer
 from streams.embedded import EmbeddedNats
+from streams.id_tokens import KvTokens
+from streams.presence import PresenceWriter
+from streams.presence import open_bucket as open_presence
 from streams.provision import StreamSettings, ensure_stream
 from streams.publisher import JetStreamPublisher
 from streams.transaction_ids import KvTransactionIds
@@ -41,7 +46,11 @@ class Running:
     nc: NatsClient
     nats_url: str
     embedded: EmbeddedNats | None
-    health: asyncio.Server | None = None
+    api: ApiServer | None = None
+    services: ApiServices | None = None
+    presence: PresenceWriter | None = None
+    commands: CommandServer | None = None
+    tokens: KvTokens | None = None
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
@@ -51,9 +60,19 @@ class Running:
     async def stop(self) -> None:
         """Drain: stop accepting, close sessions with 1001, flush NATS, stop the child."""
         self.stopping.set()
+        if self.commands is not None:
+            await self.commands.stop(timeout_s=0)  # no new commands
         await self.gateway.stop()
-        if self.health is not None:
-            self.health.close()
+        if self.commands is not None:
+            await self.commands.stop()  # running ones answer: their sessions closed
+        if self.presence is not None:
+            await self.presence.stop()
+        if self.api is not None:
+            await self.api.stop()
+        if self.services is not None:
+            await self.services.stop()
+        if self.tokens is not None:
+            await self.tokens.stop()
         with contextlib.suppress(Exception):
             await self.nc.drain()
         if self.embedded is not None:
@@ -75,7 +94,10 @@ async def start(settings: Settings) -> Running:
     publisher = JetStreamPublisher(nc)
     await publisher.start()
     transaction_ids = await KvTransactionIds.open(js, replicas=settings.stream_replicas)
-    tokens = TokenPolicy()
+    tokens = await KvTokens.open(
+        js, settings.stream_replicas, accept_unknown=settings.accept_unknown_tokens
+    )
+    await tokens.start()
     options = CodecOptions(max_frame_bytes=settings.max_frame_bytes)
     codecs = {v: codec_for(v, options) for v in reversed(SUPPORTED_VERSIONS)}
 
@@ -97,46 +119,52 @@ async def start(settings: Settings) -> Running:
             ping_timeout_s=settings.ping_timeout_s,
         ),
     )
+    presence = PresenceWriter(await open_presence(js, settings.stream_replicas), node_id)
+    gateway.observer = presence
     await gateway.start()
+    presence.start(lambda: len(gateway.sessions), settings.presence_beat_s)
+    commands = CommandServer(
+        nc, node_id, lambda request: execute_command(gateway.sessions, node_id, request)
+    )
+    await commands.start()
     running = Running(settings, gateway, publisher, nc, url, embedded)
-    running.health = await _serve_health(running)
+    running.presence, running.commands, running.tokens = presence, commands, tokens
+    running.services, running.api = await _serve_api(running)
     return running
 
 
-async def _serve_health(running: Running) -> asyncio.Server:
-    """``GET /healthz`` on the API port: 200 only when the listener, NATS and the stream are up.
-    (The operator API replaces this minimal responder in its own issue.)"""
+async def _serve_api(running: Running) -> tuple[ApiServices, ApiServer]:
+    """The operator API (with ``/healthz`` and ``/metrics``) on the API port, in this loop."""
+    settings = running.settings
 
-    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        with contextlib.suppress(Exception):
-            request = await asyncio.wait_for(reader.readline(), 5)
-            path = request.split(b" ")[1] if request.count(b" ") >= 2 else b""
-            body: dict[str, object] = {"error": "not found"}
-            status = "404 Not Found"
-            if path == b"/healthz":
-                ok = running.healthy
-                status = "200 OK" if ok else "503 Service Unavailable"
-                body = {
-                    "status": "ok" if ok else "unavailable",
-                    "nats": running.nc.is_connected,
-                    "stream": running.publisher.healthy,
-                    "stations": len(running.gateway.sessions),
-                }
-            data = json.dumps(body).encode()
-            head = f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\n"
-            head += f"Content-Length: {len(data)}\r\nConnection: close\r\n\r\n"
-            writer.write(head.encode() + data)
-            await writer.drain()
-        writer.close()
+    def health() -> dict[str, bool]:
+        return {
+            "ocpp_listener": not running.stopping.is_set(),
+            "nats": running.nc.is_connected,
+            "stream": running.publisher.healthy,
+        }
 
-    return await asyncio.start_server(answer, running.settings.host, running.settings.api_port)
+    services = await ApiServices.open(
+        running.nc,
+        health,
+        replicas=settings.stream_replicas,
+        beat_interval_s=settings.presence_beat_s,
+        default_wait_s=settings.call_timeout_s,
+    )
+    server = ApiServer(build_app(services), settings.host, settings.api_port)
+    await server.start()
+    return services, server
 
 
 async def serve(settings: Settings) -> None:
     """Run until SIGTERM/SIGINT, then drain within 10 s."""
     running = await start(settings)
     print(f"csms: OCPP on ws://{settings.host}:{running.gateway.port}/ocpp/{{stationId}}")
-    print(f"csms: health on http://{settings.host}:{settings.api_port}/healthz")
+    api_url = f"http://{settings.host}:{settings.api_port}"
+    print(f"csms: operator API on {api_url}/api/v1 (OpenAPI {api_url}/schema)")
+    print(f"csms: health on {api_url}/healthz, metrics on {api_url}/metrics")
+    if running.services is not None and not running.services.keys.required:
+        print("csms: no API key configured: the API is OPEN (csms apikey add NAME)")
     print(f"csms: NATS {running.nats_url}" + (" (embedded)" if running.embedded else ""))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -30,12 +30,19 @@ class Settings:
     stream_max_age_s: float = 0.0
     node_id: str = ""
     """Gateway node name in events; default: host name and pid."""
+    presence_beat_s: float = 10.0
+    """How often a gateway tells presence it is alive (3 missed beats: its stations show
+    offline)."""
+    accept_unknown_tokens: bool = True
+    """Authorize of an id token missing from the token bucket: Accepted (demo) or Invalid."""
 
 
 def _coerce(name: str, value: Any) -> Any:
     target = {f.name: f.type for f in fields(Settings)}[name]
     if value is None:
         return None
+    if str(target) == "bool":
+        return value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes")
     if "Path" in str(target):
         return Path(value)
     if "int" in str(target) and "None" not in str(target):

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import picows
 from picows import WSUpgradeRequest, WSUpgradeResponse, WSUpgradeResponseWithListener
 
+from csms.gateway.ports import SessionObserver
 from csms.gateway.session import SessionConfig, StationSession
 from csms.gateway.upgrade import (
     UpgradeRefusedError,
@@ -44,8 +45,10 @@ class Gateway:
         sink: EventSink,
         session_config: SessionConfig,
         config: GatewayConfig,
+        observer: SessionObserver | None = None,
     ) -> None:
         self.codecs = codecs
+        self.observer = observer
         self.context_for = context_for
         self.sink = sink
         self.session_config = session_config
@@ -101,12 +104,16 @@ class Gateway:
             log.warning("station %s reconnected; closing its previous connection", station_id)
             old.close(picows.WSCloseCode.POLICY_VIOLATION, "replaced by a newer connection")
         self.sessions[station_id] = session
+        if self.observer is not None:
+            self.observer.opened(station_id, version, session.session_id)
         response = WSUpgradeResponse.create_101_response({"Sec-WebSocket-Protocol": token})
         return WSUpgradeResponseWithListener(response, session)
 
     def _closed(self, session: StationSession) -> None:
         if self.sessions.get(session.station_id) is session:
             del self.sessions[session.station_id]
+        if self.observer is not None:
+            self.observer.closed(session.station_id, session.session_id)
 
     async def stop(self) -> None:
         """Stop accepting, close every session with 1001, let in-flight work finish."""

@@ -1,0 +1,189 @@
+"""One command from HTTP to outcome: find the station, validate, record, send, map to HTTP.
+
+Validation happens here, in the API process, with the core codec of the station's negotiated
+version: an invalid payload is a 422 and never reaches NATS (the gateway checks again anyway).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any, Final
+
+import msgspec
+
+from csms.api.metrics import COMMAND_LATENCY, COMMANDS
+from csms.api.problems import ProblemError
+from csms.api.services import ApiServices
+from csms.domain.commands import CommandOutcome, CommandRecord, CommandRequest
+from csms.protocol import OcppError, codec_for
+from streams.presence import StationPresence, utc_now
+
+
+class CommandResult(msgspec.Struct, kw_only=True):
+    """A command's outcome as the API returns it (200) and ``GET /api/v1/commands/{id}`` shows."""
+
+    command_id: str
+    station_id: str
+    action: str
+    status: str
+    """pending, sent, answered, error, timed_out"""
+    outcome: str | None = None
+    result: dict[str, Any] | None = None
+    code: str | None = None
+    description: str | None = None
+
+
+HTTP_OF: Final = {
+    "answered": 200,
+    "call_error": 502,
+    "bad_answer": 502,
+    "invalid": 422,
+    "timeout": 504,
+    "disconnected": 504,
+    "not_here": 404,
+    "offline": 404,
+}
+SLUG_OF: Final = {
+    "call_error": "station-call-error",
+    "bad_answer": "station-answer-invalid",
+    "invalid": "invalid-payload",
+    "timeout": "station-timeout",
+    "disconnected": "station-disconnected",
+    "not_here": "station-offline",
+    "offline": "station-offline",
+}
+
+
+async def find_station(services: ApiServices, station_id: str) -> StationPresence:
+    """The station's presence, connected or not; 404 if it was never seen. 2.x identities are
+    case-insensitive (sessions key them lower-cased)."""
+    presence = await services.presence.get(station_id)
+    if presence is None and station_id != station_id.lower():
+        presence = await services.presence.get(station_id.lower())
+        if presence is not None and presence.ocpp_version == "1.6":
+            presence = None
+    if presence is None:
+        raise ProblemError(404, "station-unknown", f"station {station_id!r} is unknown")
+    return presence
+
+
+async def connected_station(services: ApiServices, station_id: str) -> StationPresence:
+    presence = await find_station(services, station_id)
+    if not presence.connected:
+        raise ProblemError(404, "station-offline", f"station {station_id!r} is not connected")
+    return presence
+
+
+def validate(version: str, action: str, payload: Any) -> None:
+    """422 with the core's error (code, description, JSON path, schema keyword)."""
+    codec = codec_for(version)
+    try:
+        codec.check_request(action, payload)
+    except OcppError as err:
+        raise ProblemError(
+            422,
+            "invalid-payload",
+            err.description,
+            code=err.code,
+            path=err.path or None,
+            keyword=err.keyword or None,
+            ocpp_version=version,
+        ) from None
+
+
+def new_record(station_id: str, action: str, payload: dict[str, Any], by: str) -> CommandRecord:
+    now = utc_now()
+    return CommandRecord(
+        command_id=uuid.uuid4().hex,
+        station_id=station_id,
+        action=action,
+        payload=payload,
+        requested_by=by,
+        requested_at=now,
+        status="pending",
+        updated_at=now,
+    )
+
+
+async def execute(
+    services: ApiServices, record: CommandRecord, timeout_s: float, track: bool
+) -> CommandOutcome:
+    """Send and wait (every wait bounded by ``timeout_s`` plus the router's margin); store the
+    outcome and its stream event. ``track``: also store ``pending``/``sent`` (polled commands)."""
+    started = time.perf_counter()
+    request = CommandRequest(
+        command_id=record.command_id,
+        station_id=record.station_id,
+        action=record.action,
+        payload=record.payload,
+        timeout_s=timeout_s,
+        requested_by=record.requested_by,
+    )
+
+    async def sent() -> None:
+        if track and record.status == "pending":
+            record.status, record.updated_at = "sent", utc_now()
+            await services.log.put(record)
+
+    outcome = await services.router.send(request, on_sent=sent)
+    COMMANDS.labels(record.action, outcome.outcome).inc()
+    COMMAND_LATENCY.labels(outcome.outcome).observe(time.perf_counter() - started)
+    await services.log.finish(record, outcome)
+    return outcome
+
+
+def result_of(record: CommandRecord) -> CommandResult:
+    outcome = record.outcome
+    return CommandResult(
+        command_id=record.command_id,
+        station_id=record.station_id,
+        action=record.action,
+        status=record.status,
+        outcome=outcome.outcome if outcome else None,
+        result=outcome.result if outcome else None,
+        code=outcome.code if outcome else None,
+        description=outcome.description if outcome else None,
+    )
+
+
+def raise_for(record: CommandRecord) -> CommandResult:
+    """The 200 body, or the problem of a command that did not get a CALLRESULT."""
+    outcome = record.outcome
+    assert outcome is not None
+    if outcome.outcome == "answered":
+        return result_of(record)
+    raise ProblemError(
+        HTTP_OF[outcome.outcome],
+        SLUG_OF[outcome.outcome],
+        outcome.description or outcome.outcome,
+        command_id=record.command_id,
+        station_id=record.station_id,
+        action=record.action,
+        outcome=outcome.outcome,
+        code=outcome.code,
+    )
+
+
+async def run(
+    services: ApiServices,
+    station_id: str,
+    action: str,
+    payload: dict[str, Any],
+    wait_s: float,
+    requested_by: str,
+) -> tuple[CommandRecord, CommandOutcome | None]:
+    """Validate and send. ``wait_s`` > 0: wait for the outcome; 0: return at once (``pending``,
+    the outcome lands in the command log)."""
+    presence = await connected_station(services, station_id)
+    validate(presence.ocpp_version, action, payload)
+    record = new_record(presence.station_id, action, payload, requested_by)
+    if wait_s <= 0:
+        await services.log.put(record)
+        services.spawn(_background(services, record))
+        return record, None
+    return record, await execute(services, record, wait_s, track=False)
+
+
+async def _background(services: ApiServices, record: CommandRecord) -> None:
+    await execute(services, record, services.default_wait_s, track=True)

@@ -1,0 +1,54 @@
+"""Prometheus metrics of the API. Labels are bounded: route templates (never a concrete path),
+methods, status classes, OCPP action names (a fixed set) and outcomes; never a station id."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from litestar import Response, get
+from litestar.enums import ScopeType
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Histogram, generate_latest
+
+REQUESTS = Counter(
+    "csms_api_requests_total", "HTTP requests answered", ["method", "route", "status"]
+)
+LATENCY = Histogram("csms_api_request_seconds", "HTTP request latency", ["method", "route"])
+COMMANDS = Counter("csms_commands_total", "Commands finished", ["action", "outcome"])
+COMMAND_LATENCY = Histogram(
+    "csms_command_seconds",
+    "Time from request to outcome of a command",
+    ["outcome"],
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+
+
+def metrics_middleware(app: ASGIApp) -> ASGIApp:
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != ScopeType.HTTP:
+            await app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await app(scope, receive, send_wrapper)
+        finally:
+            route = scope.get("path_template") or "unmatched"
+            method = scope.get("method", "")
+            REQUESTS.labels(method, route, f"{status // 100}xx").inc()
+            LATENCY.labels(method, route).observe(time.perf_counter() - started)
+
+    return middleware
+
+
+@get("/metrics", include_in_schema=False, sync_to_thread=False)
+def metrics() -> Response[Any]:
+    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,67 @@
+"""Errors as RFC 9457 problem details (``application/problem+json``), for every route."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+
+log = logging.getLogger(__name__)
+
+MEDIA_TYPE = "application/problem+json"
+TYPE_BASE = "urn:csms:problem:"
+
+
+class ProblemError(HTTPException):
+    """An HTTP error with a problem ``type`` slug and extension members."""
+
+    def __init__(self, status: int, slug: str, detail: str, **extensions: Any) -> None:
+        super().__init__(status_code=status, detail=detail)
+        self.slug = slug
+        self.extensions = {k: v for k, v in extensions.items() if v is not None}
+
+
+def problem(status: int, slug: str, title: str, detail: str, **ext: Any) -> Response[Any]:
+    body: dict[str, Any] = {
+        "type": TYPE_BASE + slug,
+        "title": title,
+        "status": status,
+        "detail": detail,
+        **ext,
+    }
+    return Response(body, status_code=status, media_type=MEDIA_TYPE)
+
+
+def _title(status: int) -> str:
+    from http import HTTPStatus
+
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+def http_exception_handler(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    status = exc.status_code
+    if isinstance(exc, ProblemError):
+        return problem(status, exc.slug, _title(status), exc.detail, **exc.extensions)
+    ext: dict[str, Any] = {}
+    if isinstance(exc, ValidationException) and exc.extra:
+        ext["errors"] = exc.extra
+    slug = _title(status).lower().replace(" ", "-")
+    response = problem(status, slug, _title(status), exc.detail, **ext)
+    if exc.headers:
+        response.headers.update(exc.headers)
+    return response
+
+
+def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    status = HTTP_500_INTERNAL_SERVER_ERROR
+    return problem(status, "internal-error", _title(status), "internal error")
+
+
+EXCEPTION_HANDLERS = {HTTPException: http_exception_handler, Exception: internal_error_handler}

@@ -1,0 +1,94 @@
+"""``/api/v1/stations``: who is connected where, with which OCPP version, since when."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Annotated, Any, Literal
+
+import msgspec
+from litestar import get
+from litestar.params import FromPath, FromQuery, QueryParameter
+
+from csms.api.dispatch import find_station
+from csms.api.problems import ProblemError
+from csms.api.services import Services
+from streams.presence import StationPresence
+
+Version = Literal["1.6", "2.0.1", "2.1"]
+
+
+class Station(msgspec.Struct, kw_only=True):
+    station_id: str
+    connected: bool
+    ocpp_version: str
+    node_id: str
+    """The gateway process holding (or that last held) the connection."""
+    connected_at: str
+    last_seen: str
+    disconnected_at: str | None = None
+    boot: dict[str, Any] | None = None
+    """The last BootNotification payload, when the projections store is available."""
+    connectors: list[dict[str, Any]] | None = None
+    """Connector/EVSE status, when the projections store is available."""
+
+
+class StationPage(msgspec.Struct, kw_only=True):
+    items: list[Station]
+    next_cursor: str | None = None
+    """Pass as ``cursor`` for the next page; absent on the last page."""
+
+
+def to_station(presence: StationPresence) -> Station:
+    return Station(
+        station_id=presence.station_id,
+        connected=presence.connected,
+        ocpp_version=presence.ocpp_version,
+        node_id=presence.node_id,
+        connected_at=presence.connected_at,
+        last_seen=presence.last_seen,
+        disconnected_at=presence.disconnected_at,
+    )
+
+
+def _cursor(station_id: str) -> str:
+    return base64.urlsafe_b64encode(station_id.encode()).decode().rstrip("=")
+
+
+def _after(cursor: str) -> str:
+    try:
+        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise ProblemError(400, "invalid-cursor", "the cursor is not one this API issued") from None
+
+
+@get("/stations", summary="List stations")
+async def list_stations(
+    services: Services,
+    connected: FromQuery[bool | None] = None,
+    version: FromQuery[Version | None] = None,
+    cursor: FromQuery[str | None] = None,
+    limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
+) -> StationPage:
+    """Stations in identity order; filter by ``connected`` and ``version``; cursor pagination."""
+    after = _after(cursor) if cursor else None
+    items: list[Station] = []
+    more = False
+    for presence in await services.presence.all():
+        if after is not None and presence.station_id <= after:
+            continue
+        if connected is not None and presence.connected != connected:
+            continue
+        if version is not None and presence.ocpp_version != version:
+            continue
+        if len(items) == limit:
+            more = True
+            break
+        items.append(to_station(presence))
+    next_cursor = _cursor(items[-1].station_id) if more and items else None
+    return StationPage(items=items, next_cursor=next_cursor)
+
+
+@get("/stations/{station_id:str}", summary="One station")
+async def get_station(services: Services, station_id: FromPath[str]) -> Station:
+    return to_station(await find_station(services, station_id))

@@ -1,0 +1,245 @@
+"""Which gateway node holds each station: a JetStream key-value bucket every process reads.
+
+Keys: ``st.<token(station)>`` → :class:`StationPresence`, written by the holding gateway when a
+session opens and closes (never per frame), and ``node.<token(node)>`` → :class:`NodeBeat`, a
+heartbeat every ``beat_interval_s``. A station is reported connected only while its node's beat
+is fresh, so a gateway that died without closing its sessions does not leave ghosts behind; for
+a connected station ``last_seen`` is its node's last beat (the socket is kept alive by pings), for
+a disconnected one the time its connection closed.
+
+Writes go through one ordered queue per process: a session's close can never overtake its open,
+and a close only touches the entry of the same session (compare-and-set on the revision), so a
+station that moved to another node keeps that node's entry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import msgspec
+from nats.errors import Error as NatsError
+from nats.js import JetStreamContext
+from nats.js.api import KeyValueConfig, StorageType
+from nats.js.errors import BucketNotFoundError, KeyNotFoundError, KeyWrongLastSequenceError
+from nats.js.kv import KeyValue
+
+from streams.subjects import token
+
+log = logging.getLogger(__name__)
+
+BUCKET = "CSMS_PRESENCE"
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class StationPresence(msgspec.Struct, kw_only=True):
+    station_id: str
+    node_id: str
+    ocpp_version: str
+    connected: bool
+    connected_at: str
+    last_seen: str
+    session_id: str
+    disconnected_at: str | None = None
+
+
+class NodeBeat(msgspec.Struct, kw_only=True):
+    node_id: str
+    at: str
+    stations: int = 0
+
+
+_station = msgspec.json.Decoder(StationPresence)
+_beat = msgspec.json.Decoder(NodeBeat)
+_encode = msgspec.json.Encoder().encode
+
+
+def station_key(station_id: str) -> str:
+    return f"st.{token(station_id)}"
+
+
+def node_key(node_id: str) -> str:
+    return f"node.{token(node_id)}"
+
+
+async def open_bucket(js: JetStreamContext, replicas: int = 1) -> KeyValue:
+    try:
+        return await js.key_value(BUCKET)
+    except BucketNotFoundError:
+        return await js.create_key_value(
+            KeyValueConfig(bucket=BUCKET, history=1, storage=StorageType.FILE, replicas=replicas)
+        )
+
+
+class PresenceReader:
+    """Read side (the API): one station, or all of them, with node liveness applied."""
+
+    def __init__(self, kv: KeyValue, beat_interval_s: float = 10.0) -> None:
+        self._kv = kv
+        self._stale_after = timedelta(seconds=3 * beat_interval_s)
+
+    async def get(self, station_id: str) -> StationPresence | None:
+        try:
+            entry = await self._kv.get(station_key(station_id))
+        except KeyNotFoundError:
+            return None
+        if not entry.value:
+            return None
+        presence = _station.decode(entry.value)
+        if presence.connected:
+            beat = await self._beat(presence.node_id)
+            self._apply(presence, beat)
+        return presence
+
+    async def all(self) -> list[StationPresence]:
+        """Every station ever seen, sorted by station id (one watch over the bucket)."""
+        stations: list[StationPresence] = []
+        beats: dict[str, NodeBeat] = {}
+        watcher = await self._kv.watch(">", ignore_deletes=True)
+        try:
+            while True:  # the watch sends None once the current values are delivered
+                entry = await watcher.updates(timeout=5.0)  # type: ignore[no-untyped-call]
+                if entry is None:
+                    break
+                if not entry.value or entry.operation is not None:
+                    continue
+                if entry.key.startswith("node."):
+                    beat = _beat.decode(entry.value)
+                    beats[beat.node_id] = beat
+                elif entry.key.startswith("st."):
+                    stations.append(_station.decode(entry.value))
+        finally:
+            with contextlib.suppress(Exception):
+                await watcher.stop()  # type: ignore[no-untyped-call]
+        for presence in stations:
+            if presence.connected:
+                self._apply(presence, beats.get(presence.node_id))
+        stations.sort(key=lambda p: p.station_id)
+        return stations
+
+    async def _beat(self, node_id: str) -> NodeBeat | None:
+        try:
+            entry = await self._kv.get(node_key(node_id))
+        except KeyNotFoundError:
+            return None
+        return _beat.decode(entry.value) if entry.value else None
+
+    def _apply(self, presence: StationPresence, beat: NodeBeat | None) -> None:
+        if beat is None:
+            presence.connected = False
+            return
+        at = datetime.fromisoformat(beat.at.replace("Z", "+00:00"))
+        if datetime.now(UTC) - at > self._stale_after:
+            presence.connected = False
+        presence.last_seen = max(presence.last_seen, beat.at)
+
+
+class PresenceWriter:
+    """Write side (a gateway): ``opened``/``closed`` are synchronous (called from socket
+    callbacks) and queue their write; one task applies them in order."""
+
+    def __init__(self, kv: KeyValue, node_id: str) -> None:
+        self._kv = kv
+        self.node_id = node_id
+        self._queue: asyncio.Queue[StationPresence | tuple[str, str, str]] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+        self._beating: asyncio.Task[None] | None = None
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def start(self, stations: Callable[[], int], beat_interval_s: float = 10.0) -> None:
+        """Start applying writes, and beating every ``beat_interval_s`` with the number of
+        stations the node holds."""
+        loop = asyncio.get_running_loop()
+        self._task = loop.create_task(self._run())
+        self._beating = loop.create_task(self._beat_loop(stations, beat_interval_s))
+
+    async def _beat_loop(self, stations: Callable[[], int], interval_s: float) -> None:
+        while True:
+            try:
+                await self.beat(stations())
+            except (NatsError, OSError, TimeoutError) as err:
+                log.warning("presence beat failed: %s", err)
+            await asyncio.sleep(interval_s)
+
+    def opened(self, station_id: str, ocpp_version: str, session_id: str) -> None:
+        now = utc_now()
+        self._put(
+            StationPresence(
+                station_id=station_id,
+                node_id=self.node_id,
+                ocpp_version=ocpp_version,
+                connected=True,
+                connected_at=now,
+                last_seen=now,
+                session_id=session_id,
+            )
+        )
+
+    def closed(self, station_id: str, session_id: str) -> None:
+        self._put((station_id, session_id, utc_now()))
+
+    def _put(self, item: StationPresence | tuple[str, str, str]) -> None:
+        self._idle.clear()
+        self._queue.put_nowait(item)
+
+    async def beat(self, stations: int) -> None:
+        beat = NodeBeat(node_id=self.node_id, at=utc_now(), stations=stations)
+        await self._kv.put(node_key(self.node_id), _encode(beat))
+
+    async def flush(self, timeout_s: float = 5.0) -> None:
+        """Wait until every queued write is applied (used before draining NATS)."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), timeout_s)
+
+    async def stop(self) -> None:
+        """Apply what is queued (the closes of a drain), then retire the node's beat."""
+        if self._beating is not None:
+            self._beating.cancel()
+        await self.flush()
+        with contextlib.suppress(Exception):
+            await self._kv.delete(node_key(self.node_id))
+        for task in (self._task, self._beating):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    async def _run(self) -> None:
+        while True:
+            item = await self._queue.get()
+            try:
+                await self._apply(item)
+            except (
+                NatsError,
+                OSError,
+                TimeoutError,
+            ) as err:  # NATS down: presence is best effort, the socket is not
+                log.warning("presence write failed: %s", err)
+            if self._queue.empty():
+                self._idle.set()
+
+    async def _apply(self, item: StationPresence | tuple[str, str, str]) -> None:
+        if isinstance(item, StationPresence):
+            await self._kv.put(station_key(item.station_id), _encode(item))
+            return
+        station_id, session_id, at = item
+        try:
+            entry = await self._kv.get(station_key(station_id))
+        except KeyNotFoundError:
+            return
+        if not entry.value:
+            return
+        presence = _station.decode(entry.value)
+        if presence.session_id != session_id:
+            return  # a newer session (here or on another node) owns the entry
+        presence.connected = False
+        presence.disconnected_at = presence.last_seen = at
+        with contextlib.suppress(KeyWrongLastSequenceError):
+            await self._kv.update(entry.key, _encode(presence), last=entry.revision)

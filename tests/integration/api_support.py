@@ -1,0 +1,128 @@
+"""Helpers of the operator-API tests: stations that answer the CSMS's CALLs, an HTTP client."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import httpx
+
+from tests.integration.station import Station
+
+Reply = tuple[str, Any] | None
+"""("result", payload) | ("error", (code, description)) | None (stay silent)."""
+Answer = Callable[[str, dict[str, Any]], Reply]
+
+
+def accept_all(action: str, payload: dict[str, Any]) -> Reply:
+    if action in ("GetConfiguration",):
+        return "result", {
+            "configurationKey": [{"key": "HeartbeatInterval", "readonly": False, "value": "300"}]
+        }
+    if action == "GetVariables":
+        return "result", {
+            "getVariableResult": [
+                {
+                    "attributeStatus": "Accepted",
+                    "attributeValue": "300",
+                    "component": d["component"],
+                    "variable": d["variable"],
+                }
+                for d in payload["getVariableData"]
+            ]
+        }
+    if action == "SetVariables":
+        return "result", {
+            "setVariableResult": [
+                {
+                    "attributeStatus": "Accepted",
+                    "component": d["component"],
+                    "variable": d["variable"],
+                }
+                for d in payload["setVariableData"]
+            ]
+        }
+    return "result", {"status": "Accepted"}
+
+
+class AnsweringStation:
+    """A test station that answers every CALL of the CSMS with ``answer`` (and records them)."""
+
+    def __init__(self, station: Station, answer: Answer) -> None:
+        self.station = station
+        self.answer = answer
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.other: asyncio.Queue[list[Any]] = asyncio.Queue()
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    @classmethod
+    async def connect(
+        cls, url: str, subprotocol: str, answer: Answer = accept_all
+    ) -> AnsweringStation:
+        return cls(await Station.connect(url, subprotocol), answer)
+
+    async def _run(self) -> None:
+        while True:
+            data = await self.station.listener.frames.get()
+            frame = json.loads(data)
+            if frame[0] != 2:
+                self.other.put_nowait(frame)
+                continue
+            _, unique_id, action, payload = frame
+            self.calls.append((action, payload))
+            reply = self.answer(action, payload)
+            if reply is None:
+                continue
+            if reply[0] == "result":
+                self.station.send_text(json.dumps([3, unique_id, reply[1]]))
+            else:
+                code, description = reply[1]
+                self.station.send_text(json.dumps([4, unique_id, code, description, {}]))
+
+    async def call(self, action: str, payload: dict[str, Any], unique_id: str) -> list[Any]:
+        """A station-initiated CALL and its answer."""
+        self.station.send_text(json.dumps([2, unique_id, action, payload]))
+        answer = await asyncio.wait_for(self.other.get(), 10)
+        assert answer[1] == unique_id, answer
+        return answer
+
+    async def close(self) -> None:
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        with contextlib.suppress(Exception):
+            await self.station.close()
+
+
+@contextlib.asynccontextmanager
+async def api_client(base_url: str, key: str | None = None) -> AsyncIterator[httpx.AsyncClient]:
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    async with httpx.AsyncClient(base_url=base_url, headers=headers, timeout=60) as client:
+        yield client
+
+
+async def until(predicate: Callable[[], Any], timeout_s: float = 10.0) -> Any:
+    """Poll an observable condition (async or not) until it holds; fail after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = predicate()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return value
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.02)
+
+
+async def wait_connected(
+    client: httpx.AsyncClient, station_id: str, connected: bool = True
+) -> None:
+    async def check() -> bool:
+        response = await client.get(f"/api/v1/stations/{station_id}")
+        return response.status_code == 200 and response.json()["connected"] is connected
+
+    await until(check)
