@@ -145,9 +145,13 @@ class Projector:
         if last_seq > 0:
             await self.run(until_seq=last_seq)
 
-    async def _subscribe(self) -> JetStreamContext.PullSubscription:
+    def consumer_config(self) -> ConsumerConfig:
+        """The consumer this projector reads through (ack-all: one ack per batch)."""
         c = self.config
-        config = ConsumerConfig(
+        return ConsumerConfig(
+            name=c.durable,
+            durable_name=c.durable,
+            filter_subject=ALL_EVENTS,
             ack_policy=AckPolicy.ALL,
             ack_wait=c.ack_wait_s,
             max_ack_pending=c.max_ack_pending,
@@ -157,8 +161,10 @@ class Projector:
             opt_start_seq=c.start_seq,
             inactive_threshold=None if c.durable else 30.0,
         )
+
+    async def _subscribe(self) -> JetStreamContext.PullSubscription:
         return await self.js.pull_subscribe(
-            ALL_EVENTS, durable=c.durable, stream=STREAM, config=config
+            ALL_EVENTS, durable=self.config.durable, stream=STREAM, config=self.consumer_config()
         )
 
     async def _consume(self, sub: JetStreamContext.PullSubscription, until_seq: int | None) -> None:
