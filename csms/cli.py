@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from csms import __version__
+from csms.api import cli as api_cli
 from csms.protocol import (
     SUPPORTED_VERSIONS,
     Call,
@@ -96,7 +97,9 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, Command]]:
     serve.add_argument("--nats-url")
     serve.add_argument("--clickhouse-url")
     serve.add_argument("--config", help="a csms.toml file")
+    api_cli.add_parsers(sub)
     commands: dict[str, Command] = {"version": _version, "check": _check, "serve": _serve}
+    commands.update(api_cli.COMMANDS)
     return parser, commands
 
 

@@ -5,12 +5,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import signal
+import sys
 import time
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
 
+from streams.embedded import free_port
 from tests.integration.station import Station
 
 Reply = tuple[str, Any] | None
@@ -126,3 +130,67 @@ async def wait_connected(
         return response.status_code == 200 and response.json()["connected"] is connected
 
     await until(check)
+
+
+class Process:
+    """A ``csms`` subprocess started by a test; ``stop`` sends SIGTERM and waits."""
+
+    def __init__(self, process: asyncio.subprocess.Process, port: int) -> None:
+        self.process = process
+        self.port = port
+
+    async def stop(self) -> int:
+        if self.process.returncode is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                return await asyncio.wait_for(self.process.wait(), 15)
+            except TimeoutError:
+                self.process.kill()
+        return await self.process.wait()
+
+
+async def start_process(args: list[str], ready: bytes, port: int) -> Process:
+    """Run ``python -m csms ARGS`` until it prints ``ready`` (30 s at most)."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "csms", *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    assert process.stdout is not None
+    stdout = process.stdout
+
+    async def started() -> None:
+        while line := await stdout.readline():
+            if ready in line:
+                return
+        raise RuntimeError(f"csms {args[0]} exited before it was ready")
+
+    try:
+        await asyncio.wait_for(started(), 30)
+    except BaseException:
+        process.kill()
+        await process.wait()
+        raise
+    return Process(process, port)
+
+
+async def start_gateway(data_dir: Path, nats_url: str) -> Process:
+    ocpp_port = free_port()
+    args = ["serve", "--host", "127.0.0.1", "--ocpp-port", str(ocpp_port)]
+    args += ["--api-port", str(free_port()), "--data-dir", str(data_dir), "--nats-url", nats_url]
+    return await start_process(args, b"csms: NATS", ocpp_port)
+
+
+async def start_api(nats_url: str) -> Process:
+    port = free_port()
+    args = ["api", "--host", "127.0.0.1", "--api-port", str(port), "--nats-url", nats_url]
+    return await start_process(args, b"csms: NATS", port)
+
+
+async def csms_cli(*args: str) -> str:
+    """Run ``python -m csms ARGS`` to completion; its standard output."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "csms", *args, stdout=asyncio.subprocess.PIPE
+    )
+    out, _ = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 0, out
+    return out.decode()
