@@ -470,5 +470,4 @@ async def read_only_query(
 ) -> tuple[list[str], list[tuple[Any, ...]]]:
     """Run an operator's ad-hoc statement with the engine's ``readonly=2`` (reads and
     settings only, no writes, no DDL)."""
-    statement = check_read_only(sql)
-    return await store.query_table(statement, parameters, settings={"readonly": 2})
+    return await store.read_only_query(check_read_only(sql), parameters)

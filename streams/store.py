@@ -95,6 +95,7 @@ class Store:
         self._executor = executor
         self._own_executor = target.kind != "chdb"
         self._closed = False
+        self._read_only_client: Client | None = None
 
     @property
     def database(self) -> str:
@@ -183,10 +184,29 @@ class Store:
         """Column names and row tuples (for the CLI's table and CSV output)."""
         return await self._run(self._query_table, sql, parameters, settings)
 
-    def _query_table(
-        self, sql: str, parameters: Mapping[str, Any] | None, settings: Mapping[str, Any] | None
+    async def read_only_query(
+        self, sql: str, parameters: Mapping[str, Any] | None = None
     ) -> tuple[list[str], list[tuple[Any, ...]]]:
-        result = self._client.query(
+        """An operator's statement with ``readonly=2`` (reads and settings, never a write),
+        on a client of its own: chDB applies a refused statement's settings to the session
+        and cannot restore them in read-only mode, so that session stays read-only for good."""
+        return await self._run(self._read_only, sql, parameters)
+
+    def _read_only(
+        self, sql: str, parameters: Mapping[str, Any] | None
+    ) -> tuple[list[str], list[tuple[Any, ...]]]:
+        if self._read_only_client is None:
+            self._read_only_client = _connect(self.target)
+        return self._query_table(sql, parameters, {"readonly": 2}, self._read_only_client)
+
+    def _query_table(
+        self,
+        sql: str,
+        parameters: Mapping[str, Any] | None,
+        settings: Mapping[str, Any] | None,
+        client: Client | None = None,
+    ) -> tuple[list[str], list[tuple[Any, ...]]]:
+        result = (client or self._client).query(
             sql, parameters=dict(parameters or {}), settings=dict(settings or {})
         )
         rows = [tuple(_utc(v) for v in row) for row in result.result_rows]
@@ -202,6 +222,8 @@ class Store:
         if self._closed:
             return
         await self._run(self._client.close)
+        if self._read_only_client is not None:
+            await self._run(self._read_only_client.close)
         self._closed = True
         if self._own_executor:
             self._executor.shutdown(wait=True)

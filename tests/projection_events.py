@@ -8,6 +8,9 @@ from typing import Any
 import msgspec
 
 from csms.domain.events import FrameEvent
+from streams import envelope
+from streams.projections.projector import fold_batch, write_rows
+from streams.store import Store
 
 _ids = itertools.count(1)
 T0_NS = 1_767_225_600 * 10**9  # 2026-01-01T00:00:00Z
@@ -77,3 +80,9 @@ def sampled_16(value: str, **fields: Any) -> dict[str, Any]:
 
 def meter_value(timestamp: str, *sampled: dict[str, Any]) -> dict[str, Any]:
     return {"timestamp": timestamp, "sampledValue": list(sampled)}
+
+
+async def project_messages(store: Store, messages: list[list[FrameEvent]]) -> None:
+    """Fold messages (stream sequences 1..n) and insert the rows, as the projector would."""
+    batch = [(seq, "s", envelope.encode_many(evs), 0) for seq, evs in enumerate(messages, 1)]
+    await write_rows(store, fold_batch(batch))
