@@ -11,6 +11,10 @@ import logging
 import os
 import signal
 import socket
+import ssl
+import time
+import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import nats
@@ -18,10 +22,14 @@ from nats.aio.client import Client as NatsClient
 
 from csms.api.app import ApiServer, build_app
 from csms.api.services import ApiServices
+from csms.domain.events import FrameEvent
+from csms.gateway.auth import AuthConfig, Authenticator, Refusal
 from csms.gateway.commands import execute as execute_command
+from csms.gateway.listener import server_tls_context
 from csms.gateway.server import Gateway, GatewayConfig
 from csms.gateway.session import SessionConfig
 from csms.handlers.context import HandlerContext
+from csms.ports import EventSink
 from csms.protocol import SUPPORTED_VERSIONS, CodecOptions, codec_for
 from csms.settings import Settings
 from streams.commands import CommandServer
@@ -31,6 +39,7 @@ from streams.presence import PresenceWriter
 from streams.presence import open_bucket as open_presence
 from streams.provision import StreamSettings, ensure_stream
 from streams.publisher import JetStreamPublisher
+from streams.registry import StationRegistry
 from streams.transaction_ids import KvTransactionIds
 
 log = logging.getLogger("csms")
@@ -52,6 +61,7 @@ class Running:
     commands: CommandServer | None = None
     tokens: KvTokens | None = None
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    registry: StationRegistry | None = None
 
     @property
     def healthy(self) -> bool:
@@ -73,6 +83,8 @@ class Running:
             await self.services.stop()
         if self.tokens is not None:
             await self.tokens.stop()
+        if self.registry is not None:
+            await self.registry.stop()
         with contextlib.suppress(Exception):
             await self.nc.drain()
         if self.embedded is not None:
@@ -107,6 +119,18 @@ async def start(settings: Settings) -> Running:
         )
 
     node_id = settings.node_id or f"{socket.gethostname()}-{os.getpid()}"
+    registry = await StationRegistry.open(js, replicas=settings.stream_replicas)
+    await registry.start()
+    if settings.unknown_stations not in ("accept", "reject"):
+        raise ValueError("unknown_stations is accept or reject")
+    auth = Authenticator(
+        registry,
+        AuthConfig(
+            unknown_stations="reject" if settings.unknown_stations == "reject" else "accept",
+            cso_name=settings.cso_name,
+        ),
+        on_refused=_security_recorder(publisher, node_id),
+    )
     gateway = Gateway(
         codecs,
         context_for,
@@ -117,7 +141,11 @@ async def start(settings: Settings) -> Running:
             port=settings.ocpp_port,
             ping_interval_s=settings.ping_interval_s,
             ping_timeout_s=settings.ping_timeout_s,
+            tls_port=settings.tls_port,
+            max_pending_handshakes_per_address=settings.max_pending_handshakes_per_address,
         ),
+        auth=auth,
+        tls=_tls_context(settings),
     )
     presence = PresenceWriter(await open_presence(js, settings.stream_replicas), node_id)
     gateway.observer = presence
@@ -127,10 +155,53 @@ async def start(settings: Settings) -> Running:
         nc, node_id, lambda request: execute_command(gateway.sessions, node_id, request)
     )
     await commands.start()
-    running = Running(settings, gateway, publisher, nc, url, embedded)
+    running = Running(settings, gateway, publisher, nc, url, embedded, registry=registry)
     running.presence, running.commands, running.tokens = presence, commands, tokens
     running.services, running.api = await _serve_api(running)
     return running
+
+
+def _tls_context(settings: Settings) -> ssl.SSLContext | None:
+    """Profiles 2/3: the wss:// listener's context, or None without a TLS port."""
+    if settings.tls_port is None:
+        return None
+    if settings.tls_cert_file is None or settings.tls_key_file is None:
+        raise ValueError("tls_port needs tls_cert_file and tls_key_file")
+    pairs = [(settings.tls_cert_file, settings.tls_key_file)]
+    if settings.tls_ecdsa_cert_file is not None and settings.tls_ecdsa_key_file is not None:
+        pairs.append((settings.tls_ecdsa_cert_file, settings.tls_ecdsa_key_file))
+    required = settings.tls_client_certificate == "required"
+    return server_tls_context(pairs, settings.tls_ca_file, required)
+
+
+def _security_recorder(sink: EventSink, node_id: str) -> Callable[[Refusal], None]:
+    """Refused connections become ``security`` events on the station's subject (A00.FR.323).
+    The gateway decides synchronously; the event is stored in the background."""
+    tasks: set[asyncio.Task[int]] = set()
+
+    def record(refusal: Refusal) -> None:
+        event = FrameEvent(
+            event_id=f"{node_id}-refused-{uuid.uuid4().hex}",
+            kind="security",
+            station_id=refusal.identity,
+            ocpp_version="",
+            direction="in",
+            message_type=0,
+            unique_id=None,
+            action=None,
+            raw="",
+            received_at_ns=time.time_ns(),
+            node_id=node_id,
+            session_id="",
+            seq=0,
+            reason=f"{refusal.event}: HTTP {refusal.status}, profile {refusal.profile}, "
+            f"from {refusal.address}: {refusal.reason}",
+        )
+        task = asyncio.get_running_loop().create_task(sink.publish(event))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    return record
 
 
 async def _serve_api(running: Running) -> tuple[ApiServices, ApiServer]:

@@ -7,7 +7,7 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 
-from csms import __version__
+from csms import __version__, registry_cli
 from csms.api import cli as api_cli
 from csms.protocol import (
     SUPPORTED_VERSIONS,
@@ -72,6 +72,7 @@ def _serve(args: argparse.Namespace) -> int:
         "data_dir": args.data_dir,
         "nats_url": args.nats_url,
         "clickhouse_url": args.clickhouse_url,
+        "unknown_stations": args.unknown_stations,
     }
     config = settings.load(Path(args.config) if args.config else None, overrides)
     uvloop.run(app.serve(config))
@@ -98,7 +99,18 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, Command]]:
     serve.add_argument("--clickhouse-url")
     serve.add_argument("--config", help="a csms.toml file")
     api_cli.add_parsers(sub)
-    commands: dict[str, Command] = {"version": _version, "check": _check, "serve": _serve}
+    serve.add_argument(
+        "--unknown-stations",
+        choices=["accept", "reject"],
+        help="stations missing from the registry (default accept: demo only)",
+    )
+    registry_cli.add_parser(sub)
+    commands: dict[str, Command] = {
+        "version": _version,
+        "check": _check,
+        "serve": _serve,
+        "stations": registry_cli.run,
+    }
     commands.update(api_cli.COMMANDS)
     return parser, commands
 

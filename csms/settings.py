@@ -35,6 +35,22 @@ class Settings:
     offline)."""
     accept_unknown_tokens: bool = True
     """Authorize of an id token missing from the token bucket: Accepted (demo) or Invalid."""
+    unknown_stations: str = "accept"
+    """``accept`` (demo) or ``reject``: stations missing from the registry (uniform 401)."""
+    tls_port: int | None = None
+    """wss:// port for security profiles 2 and 3 (needs tls_cert_file/tls_key_file)."""
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    tls_ecdsa_cert_file: Path | None = None
+    """A second (EC) server certificate, so that the mandated ECDSA suites work too."""
+    tls_ecdsa_key_file: Path | None = None
+    tls_ca_file: Path | None = None
+    """The CSO CA that signs station certificates (profile 3)."""
+    tls_client_certificate: str = "optional"
+    """``optional`` (profiles 2 and 3 on the TLS port) or ``required`` (profile 3 only)."""
+    cso_name: str | None = None
+    """Profile 3: the O station certificates must carry (A00.FR.404); unset: not checked."""
+    max_pending_handshakes_per_address: int = 50
 
 
 def _coerce(name: str, value: Any) -> Any:
@@ -43,6 +59,8 @@ def _coerce(name: str, value: Any) -> Any:
         return None
     if str(target) == "bool":
         return value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes")
+    if str(target) == "int | None":
+        return int(value)
     if "Path" in str(target):
         return Path(value)
     if "int" in str(target) and "None" not in str(target):

@@ -13,7 +13,8 @@ import msgspec
 EVENT_TYPE: Final = "csms.frame"
 EVENT_VERSION: Final = 1
 
-Kind = Literal["frame", "connected", "disconnected"]
+Kind = Literal["frame", "connected", "disconnected", "security"]
+"""``security``: a refused connection (``reason`` = event type and why; no session)."""
 Direction = Literal["in", "out"]
 
 

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import picows
 from picows import WSUpgradeRequest, WSUpgradeResponse, WSUpgradeResponseWithListener
 
+from csms.gateway.auth import Authenticator, Handshake
+from csms.gateway.limits import MAX_PENDING_HANDSHAKES_PER_ADDRESS, PendingHandshakes
+from csms.gateway.listener import ListenerOptions, Peer, listen, refusal
 from csms.gateway.ports import SessionObserver
 from csms.gateway.session import SessionConfig, StationSession
 from csms.gateway.upgrade import (
@@ -33,6 +37,9 @@ class GatewayConfig:
     ping_timeout_s: float = 30.0
     handshake_timeout_s: float = 5.0
     read_buffer_bytes: int = 2048
+    tls_port: int | None = None
+    """wss:// listener (profiles 2/3) when a TLS context is given; 0 picks a free port."""
+    max_pending_handshakes_per_address: int = MAX_PENDING_HANDSHAKES_PER_ADDRESS
 
 
 class Gateway:
@@ -46,7 +53,13 @@ class Gateway:
         session_config: SessionConfig,
         config: GatewayConfig,
         observer: SessionObserver | None = None,
+        auth: Authenticator | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
+        self.auth = auth
+        self.tls = tls
+        self._tls_server: asyncio.Server | None = None
+        self._pending = PendingHandshakes(config.max_pending_handshakes_per_address)
         self.codecs = codecs
         self.observer = observer
         self.context_for = context_for
@@ -62,22 +75,34 @@ class Gateway:
         port: int = self._server.sockets[0].getsockname()[1]
         return port
 
+    @property
+    def tls_port(self) -> int:
+        assert self._tls_server is not None
+        port: int = self._tls_server.sockets[0].getsockname()[1]
+        return port
+
     async def start(self) -> None:
         any_codec = next(iter(self.codecs.values()))
-        self._server = await picows.ws_create_server(
-            self._upgrade,
-            self.config.host,
-            self.config.port,
-            websocket_handshake_timeout=self.config.handshake_timeout_s,
-            enable_auto_ping=True,
-            auto_ping_idle_timeout=self.config.ping_interval_s,
-            auto_ping_reply_timeout=self.config.ping_timeout_s,
-            max_frame_size=any_codec.max_frame_bytes,
-            read_buffer_init_size=self.config.read_buffer_bytes,
+        options = ListenerOptions(
+            handshake_timeout_s=self.config.handshake_timeout_s,
+            ping_interval_s=self.config.ping_interval_s,
+            ping_timeout_s=self.config.ping_timeout_s,
+            max_frame_bytes=any_codec.max_frame_bytes,
+            read_buffer_bytes=self.config.read_buffer_bytes,
         )
-        log.info("OCPP listener on ws://%s:%d/ocpp/{stationId}", self.config.host, self.port)
+        host, port = self.config.host, self.config.port
+        self._pending = PendingHandshakes(self.config.max_pending_handshakes_per_address)
+        self._server = await listen(self._upgrade, host, port, options, self._pending)
+        log.info("OCPP listener on ws://%s:%d/ocpp/{stationId}", host, self.port)
+        if self.tls is not None and self.config.tls_port is not None:
+            self._tls_server = await listen(
+                self._upgrade, host, self.config.tls_port, options, self._pending, self.tls
+            )
+            log.info("OCPP listener on wss://%s:%d/ocpp/{stationId}", host, self.tls_port)
 
-    def _upgrade(self, request: WSUpgradeRequest) -> WSUpgradeResponseWithListener:
+    def _upgrade(
+        self, request: WSUpgradeRequest, peer: Peer | None = None
+    ) -> WSUpgradeResponseWithListener:
         try:
             identity = identity_from_path(request.path.decode("latin-1"))
             token = choose_subprotocol(
@@ -91,6 +116,22 @@ class Gateway:
             log.info("upgrade refused (%d): %s", status, refused)
             response = WSUpgradeResponse.create_error_response(status, str(refused).encode())
             return WSUpgradeResponseWithListener(response, None)
+        if self.auth is not None:  # before anything else happens: no OCPP, no displacement
+            peer = peer or Peer()
+            verdict = self.auth.decide(
+                Handshake(
+                    identity,
+                    peer.address,
+                    request.headers.get("Authorization"),
+                    peer.tls,
+                    peer.certificate,
+                    case_insensitive=version != "1.6",
+                )
+            )
+            if not verdict.accepted:
+                log.info("upgrade of %s from %s refused (%d): %s", identity, peer.address,
+                         verdict.status, verdict.reason)  # fmt: skip
+                return refusal(verdict, self.auth.config.realm)
         session = StationSession(
             station_id,
             self.codecs[version],
@@ -117,8 +158,10 @@ class Gateway:
 
     async def stop(self) -> None:
         """Stop accepting, close every session with 1001, let in-flight work finish."""
-        if self._server is not None:
-            self._server.close()
+        for server in (self._server, self._tls_server):
+            if server is not None:
+                server.close()
         await asyncio.gather(*(s.stop() for s in list(self.sessions.values())))
-        if self._server is not None:
-            await self._server.wait_closed()
+        for server in (self._server, self._tls_server):
+            if server is not None:
+                await server.wait_closed()

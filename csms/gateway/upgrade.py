@@ -12,7 +12,8 @@ from urllib.parse import unquote
 
 from csms.protocol import negotiate_subprotocol
 
-_IDENTIFIER_STRING = re.compile(r"[a-zA-Z0-9*\-_=:+|@.]{1,48}")
+_IDENTIFIER_STRING = re.compile(r"[a-zA-Z0-9*\-_=+|@.]{1,48}")
+"""identifierString without ``:``: the identity is the Basic-auth username (Part 4 §3.1.1)."""
 MAX_16_IDENTITY = 255  # 1.6 sets no limit; we bound it
 
 
@@ -49,7 +50,7 @@ def session_key(identity: str, version: str) -> str:
         return identity
     if not _IDENTIFIER_STRING.fullmatch(identity):
         raise UpgradeRefusedError(
-            400, "2.x identities are identifierString of at most 48 characters"
+            400, "2.x identities are identifierString (no colon) of at most 48 characters"
         )
     return identity.lower()
 

@@ -1,0 +1,267 @@
+"""Who may open a station connection: the decision, taken before the HTTP upgrade. Pure.
+
+Inputs are what the handshake shows (URL identity, ``Authorization`` header, TLS or not, the
+client certificate the TLS layer already verified against the CSO CA) and the station registry
+(the ``StationDirectory`` port, read from memory). The output is a :class:`Verdict`: 101, or a
+refusal (401 with ``WWW-Authenticate``, or 429 once an identity/address pair or an address has
+failed too often) with the security event to record. Nothing here does I/O or OCPP.
+
+Rules (reliability.md §2.1-2.4, §5.5):
+- the registered profile is a floor: a station registered for 2 is refused on ws://, one
+  registered for 3 is refused without a valid client certificate (A11, A12, A21);
+- Basic auth: the username equals the URL identity (case-insensitively on 2.x), the password is
+  split off at the first colon (A3, A7); unknown identities are refused exactly like wrong
+  passwords (uniform 401, same cost: A4) unless unknown stations are accepted (demo);
+- profile 3: the certificate's CN is the serial registered for the identity, O the CSO name, and
+  the fingerprint the pinned one if any (A19, A20);
+- failures are counted per (identity, address) and per address in leaky buckets; over budget the
+  attempt is refused without checking the password (CWE-307, A23), and only the first refusal of a
+  burst is recorded (A00.FR.316 note). A station on its own address is not affected by an attacker
+  elsewhere.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+UnknownStations = Literal["accept", "reject"]
+
+# Security event types (OCPP 2.x Part 2 appendix names where one exists).
+FAILED_TO_AUTHENTICATE = "FailedToAuthenticateAtCsms"
+INVALID_CERTIFICATE = "InvalidChargingStationCertificate"
+PROFILE_MISMATCH = "SecurityProfileMismatch"
+TOO_MANY_FAILURES = "TooManyFailedAuthentications"
+
+
+class RegisteredStation(Protocol):
+    @property
+    def profile(self) -> int: ...
+    @property
+    def cert_serial(self) -> str | None: ...
+    @property
+    def cert_fingerprint(self) -> str | None: ...
+
+
+class StationDirectory(Protocol):
+    """The station registry as the gateway sees it: synchronous, from memory."""
+
+    def lookup(self, identity: str) -> RegisteredStation | None: ...
+
+    def check_password(self, identity: str, password: bytes) -> bool:
+        """False for unknown identities too, after the same amount of work."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ClientCertificate:
+    """A client certificate the TLS layer verified against the CSO CA."""
+
+    common_name: str | None
+    organization: str | None
+    fingerprint: str
+    """SHA-256 of the DER encoding, lower-case hex."""
+
+
+@dataclass(frozen=True, slots=True)
+class Handshake:
+    identity: str
+    """As in the URL, percent-decoded."""
+    address: str
+    authorization: str | None
+    tls: bool = False
+    certificate: ClientCertificate | None = None
+    case_insensitive: bool = True
+    """2.x identities (and so usernames) are case-insensitive; 1.6 ones are not."""
+
+    @property
+    def profile(self) -> int:
+        """The security profile this connection presents."""
+        if self.tls:
+            return 3 if self.certificate is not None else 2
+        return 1 if self.authorization is not None else 0
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    status: int
+    """101 accepted; 401 refused; 429 refused for too many failures."""
+    reason: str = ""
+    """For logs and the security event; never contains a credential."""
+    event: str | None = None
+    """Security event type, set when this refusal is to be recorded."""
+
+    @property
+    def accepted(self) -> bool:
+        return self.status == 101
+
+
+ACCEPTED = Verdict(101)
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """What the security-event recorder receives."""
+
+    identity: str
+    address: str
+    status: int
+    event: str
+    reason: str
+    profile: int
+
+
+@dataclass(frozen=True, slots=True)
+class AuthConfig:
+    unknown_stations: UnknownStations = "accept"
+    cso_name: str | None = None
+    """Profile 3: the O of station certificates (A00.FR.404); None: not checked."""
+    realm: str = "OCPP"
+    failures_per_identity_address: int = 10
+    failures_per_address: int = 100
+    failure_window_s: float = 60.0
+
+
+class FailureThrottle:
+    """Leaky buckets of failures: each failure adds 1, the level drains at ``budget`` per
+    ``window_s``; once full (``budget`` failures in a burst) the key is blocked until it drains
+    by one. Bounded memory (the least recently failed keys are evicted)."""
+
+    def __init__(self, budget: int, window_s: float, max_keys: int = 100_000) -> None:
+        self.budget = budget
+        self.rate = budget / window_s
+        self.max_keys = max_keys
+        self._levels: OrderedDict[str, tuple[float, float]] = OrderedDict()
+
+    def _level(self, key: str, now: float) -> float:
+        level, since = self._levels.get(key, (0.0, now))
+        return max(0.0, level - (now - since) * self.rate)
+
+    def blocked(self, key: str, now: float) -> bool:
+        """True when one more failure would overflow the bucket."""
+        return self._level(key, now) + 1.0 > self.budget
+
+    def fail(self, key: str, now: float) -> None:
+        level = self._level(key, now) + 1.0
+        self._levels[key] = (level, now)
+        self._levels.move_to_end(key)
+        if len(self._levels) > self.max_keys:
+            self._levels.popitem(last=False)
+
+    def clear(self, key: str) -> None:
+        self._levels.pop(key, None)
+
+
+def parse_basic(header: str | None) -> tuple[str, bytes] | None:
+    """``Basic base64(user:pass)`` → (user, password bytes); split at the first colon, as the
+    identity cannot contain one and a password may (A7). 1.6 keys may be raw bytes."""
+    if header is None:
+        return None
+    scheme, _, encoded = header.strip().partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    user, colon, password = decoded.partition(b":")
+    if not colon:
+        return None
+    return user.decode("utf-8", errors="replace"), password
+
+
+class Authenticator:
+    """Decides each handshake (see the module docstring); keeps only the failure buckets."""
+
+    def __init__(
+        self,
+        directory: StationDirectory,
+        config: AuthConfig,
+        on_refused: Callable[[Refusal], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.directory = directory
+        self.config = config
+        self.on_refused = on_refused
+        self.clock = clock
+        window = config.failure_window_s
+        self._pairs = FailureThrottle(config.failures_per_identity_address, window)
+        self._addresses = FailureThrottle(config.failures_per_address, window)
+
+    def decide(self, hs: Handshake) -> Verdict:
+        now = self.clock()
+        identity_key = hs.identity.lower() if hs.case_insensitive else hs.identity
+        pair = f"{hs.address}\x00{identity_key}"
+        if self._pairs.blocked(pair, now) or self._addresses.blocked(hs.address, now):
+            return Verdict(429, "too many failed attempts; retry later")
+        verdict = self._check(hs)
+        if verdict.accepted:
+            self._pairs.clear(pair)
+            return verdict
+        self._pairs.fail(pair, now)
+        self._addresses.fail(hs.address, now)
+        if self._pairs.blocked(pair, now) or self._addresses.blocked(hs.address, now):
+            verdict = Verdict(verdict.status, verdict.reason + "; now throttled", TOO_MANY_FAILURES)
+        if verdict.event is not None and self.on_refused is not None:
+            self.on_refused(
+                Refusal(hs.identity, hs.address, verdict.status, verdict.event, verdict.reason,
+                        hs.profile)
+            )  # fmt: skip
+        return verdict
+
+    def _check(self, hs: Handshake) -> Verdict:
+        station = self.directory.lookup(hs.identity)
+        if station is None:
+            if self.config.unknown_stations == "accept":
+                return ACCEPTED
+            # Same answer and the same work as a wrong password: no enumeration (A4).
+            credentials = parse_basic(hs.authorization)
+            self.directory.check_password(hs.identity, credentials[1] if credentials else b"")
+            return Verdict(401, "unknown station", FAILED_TO_AUTHENTICATE)
+        if station.profile <= 0:
+            return ACCEPTED
+        if station.profile >= 2 and not hs.tls:
+            return Verdict(
+                401, f"registered for profile {station.profile}, came without TLS", PROFILE_MISMATCH
+            )
+        if station.profile >= 3:
+            return self._check_certificate(hs, station)
+        return self._check_password(hs)
+
+    def _check_password(self, hs: Handshake) -> Verdict:
+        credentials = parse_basic(hs.authorization)
+        if credentials is None:
+            return Verdict(401, "no Basic credentials", FAILED_TO_AUTHENTICATE)
+        user, password = credentials
+        same = user.lower() == hs.identity.lower() if hs.case_insensitive else user == hs.identity
+        if not same:
+            self.directory.check_password(hs.identity, b"")  # uniform cost
+            return Verdict(401, "username is not the URL identity", FAILED_TO_AUTHENTICATE)
+        if self.directory.check_password(hs.identity, password):
+            return ACCEPTED
+        if not hs.case_insensitive and not all(0x20 < b < 0x7F for b in password):
+            # 1.6 interop: a station that sends the AuthorizationKey's raw bytes while the
+            # registry holds its hexadecimal spelling (reliability.md §2.2 caveat).
+            for spelled in (password.hex().upper(), password.hex()):
+                if self.directory.check_password(hs.identity, spelled.encode()):
+                    return ACCEPTED
+        return Verdict(401, "wrong password", FAILED_TO_AUTHENTICATE)
+
+    def _check_certificate(self, hs: Handshake, station: RegisteredStation) -> Verdict:
+        cert = hs.certificate
+        if cert is None:
+            return Verdict(401, "registered for profile 3, came without a client certificate",
+                           PROFILE_MISMATCH)  # fmt: skip
+        if station.cert_serial is None or cert.common_name != station.cert_serial:
+            return Verdict(401, "certificate CN is not the serial registered for this station",
+                           INVALID_CERTIFICATE)  # fmt: skip
+        if self.config.cso_name is not None and cert.organization != self.config.cso_name:
+            return Verdict(401, "certificate O is not the CSO", INVALID_CERTIFICATE)
+        if station.cert_fingerprint is not None and cert.fingerprint != station.cert_fingerprint:
+            return Verdict(401, "certificate is not the one registered", INVALID_CERTIFICATE)
+        return ACCEPTED

@@ -1,0 +1,72 @@
+"""Limits under abuse that are small state machines (reliability.md §5.6). Pure, no I/O.
+
+- :class:`PendingHandshakes`: at most N connections per address between TCP accept and the
+  HTTP upgrade request (D1, slowloris); the handshake timeout closes the rest.
+- :class:`StrikeBudget`: peer-caused CALLERRORs a connection may earn in a sliding window
+  before it is closed with 1008 (D12).
+
+Frame and message size (D4-D6) are enforced by picows' ``max_frame_size`` (checked on the frame
+header, before the payload is buffered) and by the session's reassembly cap.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+
+MAX_PENDING_HANDSHAKES_PER_ADDRESS = 50
+STRIKES = 20
+STRIKE_WINDOW_S = 60.0
+
+
+class PendingHandshakes:
+    """Connections per address that have not sent their upgrade request yet."""
+
+    def __init__(self, per_address: int = MAX_PENDING_HANDSHAKES_PER_ADDRESS) -> None:
+        self.per_address = per_address
+        self._pending: dict[str, int] = {}
+
+    def admit(self, address: str) -> bool:
+        """Count a new connection; False (and not counted) when the address is at its cap."""
+        count = self._pending.get(address, 0)
+        if count >= self.per_address:
+            return False
+        self._pending[address] = count + 1
+        return True
+
+    def release(self, address: str) -> None:
+        count = self._pending.get(address, 0) - 1
+        if count > 0:
+            self._pending[address] = count
+        else:
+            self._pending.pop(address, None)
+
+    def pending(self, address: str) -> int:
+        return self._pending.get(address, 0)
+
+
+class StrikeBudget:
+    """``strike()`` once per CALLERROR the peer caused (malformed frame, unknown action, schema
+    violation: not our InternalError); True once the connection has exceeded ``strikes`` in
+    ``window_s`` and must be closed with 1008 (policy violation). One per session."""
+
+    __slots__ = ("_clock", "_times", "strikes", "window_s")
+
+    def __init__(
+        self,
+        strikes: int = STRIKES,
+        window_s: float = STRIKE_WINDOW_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.strikes = strikes
+        self.window_s = window_s
+        self._clock = clock
+        self._times: deque[float] = deque(maxlen=strikes + 1)
+
+    def strike(self) -> bool:
+        now = self._clock()
+        self._times.append(now)
+        while self._times and now - self._times[0] > self.window_s:
+            self._times.popleft()
+        return len(self._times) > self.strikes
