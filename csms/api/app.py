@@ -19,7 +19,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
 from csms import __version__
-from csms.api import commands, stations
+from csms.api import commands, convenience, stations, tokens
 from csms.api.auth import require_api_key
 from csms.api.metrics import metrics, metrics_middleware
 from csms.api.problems import EXCEPTION_HANDLERS
@@ -51,6 +51,8 @@ def build_app(services: Services, store: Any = None) -> Litestar:
         commands.send_command,
         commands.get_command,
         commands.bulk_command,
+        *convenience.HANDLERS,
+        *tokens.HANDLERS,
     ]
     dependencies: dict[str, Provide] = {
         "services": Provide(lambda: services, use_cache=True, sync_to_thread=False)

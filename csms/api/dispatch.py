@@ -176,6 +176,19 @@ async def run(
     """Validate and send. ``wait_s`` > 0: wait for the outcome; 0: return at once (``pending``,
     the outcome lands in the command log)."""
     presence = await connected_station(services, station_id)
+    return await run_on(services, presence, action, payload, wait_s, requested_by)
+
+
+async def run_on(
+    services: ApiServices,
+    presence: StationPresence,
+    action: str,
+    payload: dict[str, Any],
+    wait_s: float,
+    requested_by: str,
+) -> tuple[CommandRecord, CommandOutcome | None]:
+    """:func:`run` for a station already looked up (the convenience endpoints need its version
+    to build the payload)."""
     validate(presence.ocpp_version, action, payload)
     record = new_record(presence.station_id, action, payload, requested_by)
     if wait_s <= 0:

@@ -20,6 +20,8 @@ from tests.integration.station import Station
 Reply = tuple[str, Any] | None
 """("result", payload) | ("error", (code, description)) | None (stay silent)."""
 Answer = Callable[[str, dict[str, Any]], Reply]
+After = Callable[["AnsweringStation", str, dict[str, Any]], None]
+"""Called after answering a CALL (e.g. to send a StartTransaction after a remote start)."""
 
 
 def accept_all(action: str, payload: dict[str, Any]) -> Reply:
@@ -50,24 +52,27 @@ def accept_all(action: str, payload: dict[str, Any]) -> Reply:
                 for d in payload["setVariableData"]
             ]
         }
+    if action == "UnlockConnector":
+        return "result", {"status": "Unlocked"}
     return "result", {"status": "Accepted"}
 
 
 class AnsweringStation:
     """A test station that answers every CALL of the CSMS with ``answer`` (and records them)."""
 
-    def __init__(self, station: Station, answer: Answer) -> None:
+    def __init__(self, station: Station, answer: Answer, after: After | None = None) -> None:
         self.station = station
         self.answer = answer
+        self.after = after
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self.other: asyncio.Queue[list[Any]] = asyncio.Queue()
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     @classmethod
     async def connect(
-        cls, url: str, subprotocol: str, answer: Answer = accept_all
+        cls, url: str, subprotocol: str, answer: Answer = accept_all, after: After | None = None
     ) -> AnsweringStation:
-        return cls(await Station.connect(url, subprotocol), answer)
+        return cls(await Station.connect(url, subprotocol), answer, after)
 
     async def _run(self) -> None:
         while True:
@@ -86,6 +91,8 @@ class AnsweringStation:
             else:
                 code, description = reply[1]
                 self.station.send_text(json.dumps([4, unique_id, code, description, {}]))
+            if self.after is not None:
+                self.after(self, action, payload)
 
     async def call(self, action: str, payload: dict[str, Any], unique_id: str) -> list[Any]:
         """A station-initiated CALL and its answer."""

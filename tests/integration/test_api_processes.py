@@ -33,8 +33,8 @@ async def test_two_gateways_one_api(tmp_path: Path, nats_server: EmbeddedNats) -
     try:
         plan = [("CP-A16", 0, "ocpp1.6"), ("cp-a201", 0, "ocpp2.0.1"), ("CP-B16", 1, "ocpp1.6")]
         plan.append(("cp-b201", 1, "ocpp2.0.1"))
-        for station_id, gateway, subprotocol in plan:
-            url = f"ws://127.0.0.1:{gateways[gateway].port}/ocpp/{station_id}"
+        for station_id, index, subprotocol in plan:
+            url = f"ws://127.0.0.1:{gateways[index].port}/ocpp/{station_id}"
             stations.append(await AnsweringStation.connect(url, subprotocol))
         async with api_client(f"http://127.0.0.1:{api.port}") as client:
             for station_id, _, _ in plan:
