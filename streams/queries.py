@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import msgspec
+from clickhouse_connect.driver.exceptions import DatabaseError
 
 from streams.store import Store
 
@@ -470,4 +471,7 @@ async def read_only_query(
 ) -> tuple[list[str], list[tuple[Any, ...]]]:
     """Run an operator's ad-hoc statement with the engine's ``readonly=2`` (reads and
     settings only, no writes, no DDL)."""
-    return await store.read_only_query(check_read_only(sql), parameters)
+    try:
+        return await store.read_only_query(check_read_only(sql), parameters)
+    except DatabaseError as err:  # the operator's SQL: a bad request, not a server fault
+        raise QueryError(str(err).split("\n")[0]) from err
