@@ -1,0 +1,97 @@
+"""Bulk commands to many simulated stations, the command events on the stream, and /metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import msgspec
+import nats
+
+from csms import app
+from csms.domain.commands import CommandRecorded
+from streams.commands import EVENT_PREFIX
+from streams.subjects import STREAM, token
+from tests.integration.api_support import AnsweringStation, api_client, until
+from tests.integration.conftest import ws_url
+
+STATIONS = 1000
+
+
+async def test_bulk_to_many_stations(csms: app.Running) -> None:
+    ids = [f"BULK-{n:04d}" for n in range(STATIONS)]
+    stations: list[AnsweringStation] = []
+    started = time.monotonic()
+    try:
+        for batch in range(0, STATIONS, 25):  # the gateway caps pending handshakes per address
+            stations += await asyncio.gather(
+                *(
+                    AnsweringStation.connect(ws_url(csms, i), "ocpp1.6")
+                    for i in ids[batch : batch + 25]
+                )
+            )
+        async with api_client(f"http://127.0.0.1:{csms.settings.api_port}") as client:
+
+            async def all_connected() -> bool:
+                page = await client.get(
+                    "/api/v1/stations", params={"connected": True, "limit": 1000}
+                )
+                return len(page.json()["items"]) == STATIONS
+
+            await until(all_connected, timeout_s=30)
+            connected_s = time.monotonic() - started
+            body = {"station_ids": [*ids, "BULK-missing"], "payload": {"type": "Soft"}, "wait": 20}
+            sent = time.monotonic()
+            response = await client.post("/api/v1/commands/Reset", json=body)
+            bulk_s = time.monotonic() - sent
+            assert response.status_code == 200, response.text
+            result = response.json()
+            assert result["total"] == STATIONS + 1
+            assert result["answered"] == STATIONS
+            assert [r["station_id"] for r in result["results"]] == body["station_ids"]
+            assert result["results"][-1]["http_status"] == 404
+            assert all(s.calls == [("Reset", {"type": "Soft"})] for s in stations)
+            print(
+                f"\n{STATIONS} stations connected in {connected_s:.1f} s; bulk Reset {bulk_s:.2f} s"
+            )
+
+            invalid = await client.post(
+                "/api/v1/commands/Reset", json={"station_ids": ids[:3], "payload": {"type": "x"}}
+            )
+            assert [r["http_status"] for r in invalid.json()["results"]] == [422, 422, 422]
+            assert all(len(s.calls) == 1 for s in stations[:3])
+    finally:
+        await asyncio.gather(*(s.close() for s in stations))
+
+
+async def test_commands_are_events_and_metrics(csms: app.Running) -> None:
+    station = await AnsweringStation.connect(ws_url(csms, "CP-EVT"), "ocpp1.6")
+    try:
+        async with api_client(f"http://127.0.0.1:{csms.settings.api_port}") as client:
+
+            async def connected() -> bool:
+                r = await client.get("/api/v1/stations/CP-EVT")
+                return r.status_code == 200 and bool(r.json()["connected"])
+
+            await until(connected)
+            response = await client.post("/api/v1/stations/CP-EVT/commands/ClearCache", json={})
+            command_id = response.json()["command_id"]
+            metrics = (await client.get("/metrics")).text
+            assert 'csms_commands_total{action="ClearCache",outcome="answered"}' in metrics
+            assert 'route="/api/v1/stations/{station_id}/commands/{action}"' in metrics
+            assert "CP-EVT" not in metrics  # never a station id as a label
+    finally:
+        await station.close()
+    nc = await nats.connect(csms.nats_url)
+    try:
+        js = nc.jetstream()
+        sub = await js.pull_subscribe(f"{EVENT_PREFIX}.{token('CP-EVT')}", stream=STREAM)
+        [message] = await sub.fetch(1, timeout=5)
+        event = msgspec.json.decode(message.data, type=CommandRecorded)
+        assert event.command_id == command_id
+        assert event.action == "ClearCache"
+        assert event.requested_by == "anonymous"
+        assert event.outcome.outcome == "answered"
+        assert event.outcome.result == {"status": "Accepted"}
+    finally:
+        await nc.close()
