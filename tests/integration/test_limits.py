@@ -1,0 +1,145 @@
+"""Limits under abuse (reliability.md §5.6) against a real gateway: the limit holds and a
+legitimate station still gets through."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import struct
+import time
+from dataclasses import replace
+
+import picows
+import pytest
+from picows import WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport
+
+from csms import app
+from tests.integration.conftest import ws_url
+from tests.integration.secure_client import connect, upgrade
+from tests.integration.station import Station
+
+MIB = 1024 * 1024
+
+
+class CloseRecorder(WSListener):
+    """Remembers the close code the server sent."""
+
+    def __init__(self) -> None:
+        self.code: WSCloseCode | None = None
+        self.closed = asyncio.Event()
+
+    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        if frame.msg_type == WSMsgType.CLOSE:
+            self.code = frame.get_close_code()
+            transport.disconnect()
+
+    def on_ws_disconnected(self, transport: WSTransport) -> None:
+        self.closed.set()
+
+
+async def open_recorder(url: str) -> tuple[WSTransport, CloseRecorder]:
+    transport, listener = await picows.ws_connect(
+        CloseRecorder,
+        url,
+        extra_headers={"Sec-WebSocket-Protocol": "ocpp2.0.1"},
+        max_frame_size=4 * MIB,
+    )
+    assert isinstance(listener, CloseRecorder)
+    return transport, listener
+
+
+@pytest.fixture
+async def guarded(csms: app.Running) -> app.Running:
+    """The CSMS with its listener restarted: 1 s handshake timeout, 5 pending per address."""
+    csms.gateway.config = replace(
+        csms.gateway.config, handshake_timeout_s=1.0, max_pending_handshakes_per_address=5
+    )
+    await csms.gateway.stop()
+    csms.gateway.sessions.clear()
+    await csms.gateway.start()
+    return csms
+
+
+def slow_client(port: int, start: float) -> float:
+    """Connect, send half a request line and never the rest; return when the server hung up.
+    (A blocking socket in a thread: an aborted connect must not touch the event loop.)"""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            sock.sendall(b"GET /ocpp/slow HTTP/1.1\r\nHost: x\r\n")
+            while sock.recv(1024):
+                pass
+    except OSError:
+        pass  # reset: closed too
+    return time.monotonic() - start
+
+
+async def test_d1_slowloris_is_capped_per_address_and_timed_out(guarded: app.Running) -> None:
+    port = guarded.gateway.port
+    start = time.monotonic()
+    attackers = asyncio.gather(*(asyncio.to_thread(slow_client, port, start) for _ in range(8)))
+    # A legitimate station from another address connects while the attacker's are pending.
+    station = await connect(ws_url(guarded, "LEGIT"), local_address="127.0.0.2")
+    assert (await station.call("Heartbeat", {}))[0] == 3
+    connected_after = time.monotonic() - start
+    closed_at = sorted(await asyncio.wait_for(attackers, 10))
+    assert closed_at[2] < 0.9, closed_at  # the 3 over the cap: dropped at once
+    assert all(0.9 < t < 2.0 for t in closed_at[3:]), closed_at  # the 5: by the timeout
+    assert connected_after < 1.0
+    await station.close()
+
+
+async def test_d4_d6_oversized_frames_close_1009_before_buffering(csms: app.Running) -> None:
+    transport, listener = await open_recorder(ws_url(csms, "BIG"))
+    transport.send(WSMsgType.TEXT, b"[" + b" " * MIB + b"]")  # D4: one 1 MiB frame
+    await asyncio.wait_for(listener.closed.wait(), 5)
+    assert listener.code == WSCloseCode.MESSAGE_TOO_BIG
+
+    # D6: a header claiming 2^63-1 bytes, then nothing: the header alone is refused.
+    reader, writer = await asyncio.open_connection("127.0.0.1", csms.gateway.port)
+    writer.write(
+        b"GET /ocpp/HUGE HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+        b"Sec-WebSocket-Protocol: ocpp2.0.1\r\n\r\n"
+    )
+    await reader.readuntil(b"\r\n\r\n")
+    writer.write(b"\x81\xff" + struct.pack("!Q", 2**63 - 1) + os.urandom(4))
+    close = await asyncio.wait_for(reader.read(4), 5)
+    assert close[0] == 0x88
+    assert struct.unpack("!H", close[2:4])[0] == 1009
+    writer.close()
+
+
+async def test_d5_fragmented_message_over_the_cap_closes_1009(csms: app.Running) -> None:
+    transport, listener = await open_recorder(ws_url(csms, "FRAG"))
+    chunk = b" " * (16 * 1024)
+    transport.send(WSMsgType.TEXT, b"[" + chunk, fin=False)
+    for _ in range(63):  # 1 MiB in all; the server stops us at 64 KiB
+        if transport.is_disconnected:
+            break
+        transport.send(WSMsgType.CONTINUATION, chunk, fin=False)
+    await asyncio.wait_for(listener.closed.wait(), 5)
+    assert listener.code == WSCloseCode.MESSAGE_TOO_BIG
+
+
+async def test_d10_no_compression_is_negotiated(csms: app.Running) -> None:
+    answer = await upgrade(csms.gateway.port, "/ocpp/DEFLATE")
+    assert answer.status == 101
+    assert "sec-websocket-extensions" not in answer.headers  # so no inflate bomb (D10)
+
+
+async def test_d11_many_connections_of_one_identity_leave_one_session(csms: app.Running) -> None:
+    stations = await asyncio.gather(
+        *(Station.connect(ws_url(csms, "CROWD"), "ocpp2.0.1") for _ in range(20))
+    )
+    closings = {asyncio.ensure_future(s.listener.closed.wait()): s for s in stations}
+    done, pending = await asyncio.wait(closings, timeout=10)
+    while len(done) < len(stations) - 1 and pending:  # every replaced one closes
+        more, pending = await asyncio.wait(pending, timeout=10, return_when="FIRST_COMPLETED")
+        assert more, "replaced connections did not close"
+        done |= more
+    assert len(pending) == 1  # exactly one is left, and it is the live session
+    survivor = closings[next(iter(pending))]
+    assert (await survivor.call("Heartbeat", {}))[0] == 3
+    assert list(csms.gateway.sessions) == ["crowd"]
+    await survivor.close()

@@ -1,0 +1,114 @@
+"""``csms stations`` against a running CSMS: the gateway's copy follows the bucket (KV watch)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+
+from streams.embedded import EmbeddedNats
+from streams.registry import StationRegistry
+from tests.integration.secure_client import basic, connect, upgrade
+from tests.integration.test_security import Secure, make_pki, start_secure
+
+
+@pytest.fixture
+async def secure(tmp_path: Path, nats_server: EmbeddedNats) -> AsyncIterator[Secure]:
+    pki = make_pki(tmp_path / "pki")
+    running = await start_secure(tmp_path, nats_server, pki)
+    yield Secure(running, pki, nats_server.url)
+    await running.stop()
+
+
+async def stations(nats_url: str, *args: str) -> tuple[int, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "csms", "stations", "--nats-url", nats_url, *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    out, _ = await asyncio.wait_for(process.communicate(), 60)
+    return process.returncode or 0, out.decode()
+
+
+async def until(registry: StationRegistry, condition: Callable[[], bool]) -> None:
+    """Wait (on the registry's change notifications, not a timer) for ``condition``."""
+
+    async def wait() -> None:
+        while not condition():
+            await registry.changed()
+
+    await asyncio.wait_for(wait(), 10)
+
+
+def registry_of(secure: Secure) -> StationRegistry:
+    assert secure.running.registry is not None
+    return secure.running.registry
+
+
+async def test_add_list_set_password_remove(secure: Secure) -> None:
+    registry = registry_of(secure)
+    code, out = await stations(secure.nats_url, "add", "CLI-1", "--profile", "1",
+                               "--generate-password")  # fmt: skip
+    assert code == 0, out
+    password = next(line.split(": ", 1)[1] for line in out.splitlines() if "password" in line)
+    assert len(password) == 40
+    await until(registry, lambda: registry.lookup("CLI-1") is not None)
+    station = await connect(secure.url("CLI-1"), authorization=basic("CLI-1", password))
+    assert (await station.call("Heartbeat", {}))[0] == 3
+    await station.close()
+
+    code, out = await stations(secure.nats_url, "list")
+    listed = [json.loads(line) for line in out.splitlines()]
+    assert {"identity": "CLI-1", "profile": 1, "password": True} in [
+        {k: r[k] for k in ("identity", "profile", "password")} for r in listed
+    ]
+    assert password not in out
+    assert "pbkdf2" not in out
+
+    # A9 (through the registry): once replaced, the old password stops working.
+    before = registry.lookup("CLI-1")
+    new_password = "the-new-password-of-cli-1"
+    code, out = await stations(secure.nats_url, "set-password", "CLI-1", "--password", new_password)
+    assert code == 0, out
+    await until(registry, lambda: registry.lookup("CLI-1") != before)
+    old = await upgrade(secure.port, "/ocpp/CLI-1", authorization=basic("CLI-1", password))
+    assert old.status == 401
+    station = await connect(secure.url("CLI-1"), authorization=basic("CLI-1", new_password))
+    await station.close()
+
+    code, out = await stations(secure.nats_url, "remove", "CLI-1")
+    assert code == 0, out
+    await until(registry, lambda: registry.lookup("CLI-1") is None)
+    gone = await upgrade(secure.port, "/ocpp/CLI-1", authorization=basic("CLI-1", new_password))
+    assert gone.status == 401  # unknown stations are refused here
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["add", "X", "--profile", "1", "--password", "fifteen-chars15"],  # A8: 15 characters
+        ["add", "X", "--profile", "1", "--password", "y" * 65],
+        ["add", "X", "--profile", "1"],  # profile 1 without a password
+        ["add", "X", "--profile", "3"],  # profile 3 without a serial
+    ],
+)
+async def test_provisioning_rules(nats_server: EmbeddedNats, args: list[str]) -> None:
+    code, out = await stations(nats_server.url, *args)
+    assert code == 2, out
+    code, out = await stations(nats_server.url, "list")
+    assert out.strip() == ""
+
+
+async def test_profile_3_registered_from_the_cli(secure: Secure) -> None:
+    registry = registry_of(secure)
+    cert = secure.pki.ca.issue("cli-station", "SN-CLI")
+    code, out = await stations(secure.nats_url, "add", "CLI-3", "--profile", "3",
+                               "--cert-serial", "SN-CLI")  # fmt: skip
+    assert code == 0, out
+    await until(registry, lambda: registry.lookup("CLI-3") is not None)
+    station = await connect(secure.url("CLI-3", tls=True), tls=secure.tls(cert))
+    assert (await station.call("Heartbeat", {}))[0] == 3
+    await station.close()
