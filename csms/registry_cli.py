@@ -1,8 +1,14 @@
 """``csms stations …``: the station registry from the command line (add, list, remove,
-set-password). Talks to NATS (``--nats-url`` / ``CSMS_NATS_URL`` / csms.toml); without a URL it
-opens the embedded store under ``--data-dir`` (only while ``csms serve`` is not running).
+set-password, rotate-password). Talks to NATS (``--nats-url`` / ``CSMS_NATS_URL`` /
+csms.toml); without a URL it opens the embedded store under ``--data-dir`` (only while
+``csms serve`` is not running).
 
 A generated password is printed once and never stored in clear (it is the station's to keep).
+``rotate-password`` changes it over OCPP (1.6 ChangeConfiguration AuthorizationKey, 2.x
+SetVariables SecurityCtrlr.BasicAuthPassword) through the gateway holding the station: the new
+password works from the moment it is sent, the old one stops only when the station answered
+Accepted (A01.FR.03); on any other answer the new one is forgotten (A01.FR.04); on RebootRequired
+both stay valid until the next rotation or ``set-password``.
 """
 
 from __future__ import annotations
@@ -10,14 +16,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import nats
+from nats.aio.client import Client as NatsClient
 
 from csms import settings as settings_module
+from csms.domain.commands import CommandRequest
+from streams.commands import CommandRouter
 from streams.embedded import EmbeddedNats
+from streams.presence import PresenceReader
+from streams.presence import open_bucket as open_presence
 from streams.registry import (
     StationRecord,
     StationRegistry,
@@ -46,6 +58,10 @@ def add_parser(sub: Any) -> None:
     change = actions.add_parser("set-password", help="replace a station's password")
     change.add_argument("identity")
     _password_arguments(change)
+    rotate = actions.add_parser("rotate-password", help="change a connected station's password")
+    rotate.add_argument("identity")
+    rotate.add_argument("--password", help="default: 40 generated characters")
+    rotate.add_argument("--timeout", type=float, default=30.0, help="seconds for its answer")
 
 
 def _password_arguments(parser: argparse.ArgumentParser) -> None:
@@ -77,6 +93,7 @@ async def _with_registry(
     nc = await nats.connect(url, name="csms-stations")
     try:
         registry = await StationRegistry.open(nc.jetstream(), replicas=config.stream_replicas)
+        args.nc, args.replicas = nc, config.stream_replicas
         return await action(registry, args)
     finally:
         await nc.drain()
@@ -158,9 +175,77 @@ async def _set_password(registry: StationRegistry, args: argparse.Namespace) -> 
     return 0
 
 
+async def rotate_password(
+    nc: NatsClient,
+    registry: StationRegistry,
+    identity: str,
+    password: str | None = None,
+    timeout_s: float = 30.0,
+    replicas: int = 1,
+) -> tuple[str, str]:
+    """Send a new password to the connected station; returns (its answer, the password).
+    The answer is the status it sent, or the command's outcome when there was none."""
+    if await registry.get(identity) is None:
+        raise ValueError(f"{identity} is not registered")
+    presence = PresenceReader(await open_presence(nc.jetstream(), replicas))
+    where = await presence.get(identity) or await presence.get(identity.lower())
+    if where is None or not where.connected:
+        raise ValueError(f"{identity} is not connected")
+    version = where.ocpp_version
+    if password is None:
+        password = generate_password(version)
+    elif version != "1.6":
+        check_password_rules(password)
+    payload: dict[str, Any]
+    if version == "1.6":
+        action, payload = "ChangeConfiguration", {"key": "AuthorizationKey", "value": password}
+    else:
+        action = "SetVariables"
+        payload = {
+            "setVariableData": [
+                {
+                    "attributeValue": password,
+                    "component": {"name": "SecurityCtrlr"},
+                    "variable": {"name": "BasicAuthPassword"},
+                }
+            ]
+        }
+    await registry.stage_password(identity, password)
+    request = CommandRequest(
+        command_id=uuid.uuid4().hex,
+        station_id=where.station_id,
+        action=action,
+        payload=payload,
+        timeout_s=timeout_s,
+        requested_by="csms stations rotate-password",
+    )
+    outcome = await CommandRouter(nc, presence).send(request)
+    answer: str = outcome.outcome
+    if outcome.outcome == "answered" and outcome.result is not None:
+        results = outcome.result.get("setVariableResult") or [outcome.result]
+        answer = str(results[0].get("attributeStatus") or results[0].get("status"))
+    if answer != "RebootRequired":
+        await registry.settle_password(identity, accepted=answer == "Accepted")
+    return answer, password
+
+
+async def _rotate(registry: StationRegistry, args: argparse.Namespace) -> int:
+    answer, password = await rotate_password(
+        args.nc, registry, args.identity, args.password, args.timeout, args.replicas
+    )
+    print(f"station answered: {answer}")
+    if answer in ("Accepted", "RebootRequired"):
+        if args.password is None:
+            print(f"password: {password}")
+        return 0
+    print("the old password stays valid")
+    return 1
+
+
 _ACTIONS: dict[str, Callable[[StationRegistry, argparse.Namespace], Awaitable[int]]] = {
     "add": _add,
     "list": _list,
     "remove": _remove,
     "set-password": _set_password,
+    "rotate-password": _rotate,
 }

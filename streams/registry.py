@@ -53,13 +53,22 @@ class StationRecord(msgspec.Struct, frozen=True, kw_only=True):
     """Profile 3: the station serial number its certificate's CN must carry (A00.FR.405)."""
     cert_fingerprint: str | None = None
     """Profile 3, optional: SHA-256 of the certificate (DER, lower-case hex) to pin one cert."""
+    pending_password_hash: str | None = None
+    """A new password sent to the station and not yet accepted by it: both work meanwhile
+    (A01.FR.03/04: the old one stops only once the station accepted the new one)."""
 
     def check_password(self, password: bytes) -> bool:
-        return self.password_hash is not None and verify_password(self.password_hash, password)
+        return any(
+            stored is not None and verify_password(stored, password)
+            for stored in (self.password_hash, self.pending_password_hash)
+        )
 
 
-def generate_password() -> str:
-    """40 random characters of the passwordString alphabet (~246 bits)."""
+def generate_password(ocpp_version: str = "2.0.1") -> str:
+    """40 random characters: of the passwordString alphabet (~246 bits); for 1.6, the
+    hexadecimal spelling of a random 20-byte AuthorizationKey (1.6 security white paper)."""
+    if ocpp_version == "1.6":
+        return secrets.token_hex(20).upper()
     return "".join(secrets.choice(PASSWORD_ALPHABET) for _ in range(GENERATED_PASSWORD_CHARS))
 
 
@@ -200,6 +209,33 @@ class StationRegistry:
         await self._kv.delete(key_of(identity))
         self._cache.pop(key_of(identity), None)
         return True
+
+    async def stage_password(self, identity: str, password: str) -> None:
+        """Step 1 of a change over OCPP: the new password works alongside the old one."""
+        record = await self._must_get(identity)
+        await self.put(
+            msgspec.structs.replace(record, pending_password_hash=hash_password(password))
+        )
+
+    async def settle_password(self, identity: str, accepted: bool) -> None:
+        """Step 2: the station accepted (the old password stops working) or not (the new one is
+        forgotten and the old one stays)."""
+        record = await self._must_get(identity)
+        if record.pending_password_hash is None:
+            return
+        if accepted:
+            record = msgspec.structs.replace(
+                record, password_hash=record.pending_password_hash, pending_password_hash=None
+            )
+        else:
+            record = msgspec.structs.replace(record, pending_password_hash=None)
+        await self.put(record)
+
+    async def _must_get(self, identity: str) -> StationRecord:
+        record = await self.get(identity)
+        if record is None:
+            raise ValueError(f"{identity} is not registered")
+        return record
 
     async def all(self) -> list[StationRecord]:
         records: list[StationRecord] = []

@@ -7,13 +7,15 @@ import json
 import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from csms.registry_cli import rotate_password
 from streams.embedded import EmbeddedNats
 from streams.registry import StationRegistry
 from tests.integration.secure_client import basic, connect, upgrade
-from tests.integration.test_security import Secure, make_pki, start_secure
+from tests.integration.test_security import P1, Secure, make_pki, start_secure
 
 
 @pytest.fixture
@@ -112,3 +114,52 @@ async def test_profile_3_registered_from_the_cli(secure: Secure) -> None:
     station = await connect(secure.url("CLI-3", tls=True), tls=secure.tls(cert))
     assert (await station.call("Heartbeat", {}))[0] == 3
     await station.close()
+
+
+@pytest.mark.parametrize(
+    ("subprotocol", "status"),
+    [
+        ("ocpp2.0.1", "Accepted"),
+        ("ocpp2.0.1", "Rejected"),
+        ("ocpp1.6", "Accepted"),
+        ("ocpp1.6", "NotSupported"),
+    ],
+)
+async def test_a9_a10_password_change_over_ocpp(
+    secure: Secure, subprotocol: str, status: str
+) -> None:
+    registry = registry_of(secure)
+    station = await connect(secure.url("SP1-A"), subprotocol, authorization=basic("SP1-A", P1))
+    assert secure.running.presence is not None
+    await secure.running.presence.flush()
+    rotation = asyncio.create_task(
+        rotate_password(secure.running.nc, registry, "SP1-A", timeout_s=10)
+    )
+    call = await station.receive()
+    if subprotocol == "ocpp1.6":
+        assert call[2] == "ChangeConfiguration"
+        assert call[3]["key"] == "AuthorizationKey"
+        sent = call[3]["value"]
+        result: dict[str, Any] = {"status": status}
+    else:
+        assert call[2] == "SetVariables"
+        data = call[3]["setVariableData"][0]
+        assert data["variable"]["name"] == "BasicAuthPassword"
+        sent = data["attributeValue"]
+        result = {"setVariableResult": [{"attributeStatus": status,
+                                         "component": data["component"],
+                                         "variable": data["variable"]}]}  # fmt: skip
+    # Until the station has answered, both passwords work (the gateway's view).
+    assert registry.check_password("SP1-A", sent.encode())
+    assert registry.check_password("SP1-A", P1.encode())
+    station.send_text(json.dumps([3, call[1], result]))
+    answer, password = await rotation
+    assert answer == status
+    assert password == sent
+    path, old, new = "/ocpp/SP1-A", basic("SP1-A", P1), basic("SP1-A", password)
+    old_ok = await upgrade(secure.port, path, subprotocol=subprotocol, authorization=old)
+    new_ok = await upgrade(secure.port, path, subprotocol=subprotocol, authorization=new)
+    if status == "Accepted":  # A9: the old password stops working
+        assert (old_ok.status, new_ok.status) == (401, 101)
+    else:  # A10: the old one stays, the new one is forgotten
+        assert (old_ok.status, new_ok.status) == (101, 401)
