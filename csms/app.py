@@ -37,9 +37,11 @@ from streams.embedded import EmbeddedNats
 from streams.id_tokens import KvTokens
 from streams.presence import PresenceWriter
 from streams.presence import open_bucket as open_presence
+from streams.projections.service import Projections, start_projections
 from streams.provision import StreamSettings, ensure_stream
 from streams.publisher import JetStreamPublisher
 from streams.registry import StationRegistry
+from streams.store import default_url as default_clickhouse_url
 from streams.transaction_ids import KvTransactionIds
 
 log = logging.getLogger("csms")
@@ -62,6 +64,8 @@ class Running:
     tokens: KvTokens | None = None
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     registry: StationRegistry | None = None
+    projections: Projections | None = None
+    """The ClickHouse store and the projector (None: analytics unavailable)."""
 
     @property
     def healthy(self) -> bool:
@@ -85,6 +89,8 @@ class Running:
             await self.tokens.stop()
         if self.registry is not None:
             await self.registry.stop()
+        if self.projections is not None:  # after the drain and the API: nothing reads it now
+            await self.projections.stop()
         with contextlib.suppress(Exception):
             await self.nc.drain()
         if self.embedded is not None:
@@ -157,6 +163,9 @@ async def start(settings: Settings) -> Running:
     await commands.start()
     running = Running(settings, gateway, publisher, nc, url, embedded, registry=registry)
     running.presence, running.commands, running.tokens = presence, commands, tokens
+    running.projections = await start_projections(
+        url, settings.clickhouse_url or default_clickhouse_url(settings.data_dir)
+    )
     running.services, running.api = await _serve_api(running)
     return running
 
@@ -222,7 +231,8 @@ async def _serve_api(running: Running) -> tuple[ApiServices, ApiServer]:
         beat_interval_s=settings.presence_beat_s,
         default_wait_s=settings.call_timeout_s,
     )
-    server = ApiServer(build_app(services), settings.host, settings.api_port)
+    store = running.projections.store if running.projections is not None else None
+    server = ApiServer(build_app(services, store), settings.host, settings.api_port)
     await server.start()
     return services, server
 

@@ -7,7 +7,7 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 
-from csms import __version__, registry_cli
+from csms import __version__, analytics_cli, registry_cli
 from csms.api import cli as api_cli
 from csms.protocol import (
     SUPPORTED_VERSIONS,
@@ -112,6 +112,7 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, Command]]:
         "stations": registry_cli.run,
     }
     commands.update(api_cli.COMMANDS)
+    commands.update(analytics_cli.add_parsers(sub))
     return parser, commands
 
 

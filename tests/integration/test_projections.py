@@ -18,11 +18,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import nats
 import pytest
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 
+from csms import app
 from csms.domain.events import FrameEvent
 from streams import envelope, queries, schema
 from streams.embedded import EmbeddedNats
@@ -32,6 +34,8 @@ from streams.provision import StreamSettings, ensure_stream
 from streams.store import Store
 from streams.subjects import subject
 from tests.chdb_engine import ENGINE_DIR, engine_url, fresh_database
+from tests.integration.conftest import loopback_settings, ws_url
+from tests.integration.station import Station
 from tests.projection_events import ScriptedStation, meter_value, sampled_16
 
 FAST = ProjectorConfig(max_messages=50, max_delay_s=0.05, fetch_timeout_s=0.1, ack_wait_s=1.0)
@@ -323,3 +327,50 @@ async def test_data_survives_a_restart_of_the_engine(
     assert outputs[0] == outputs[1]
     assert outputs[1]["transactions"] == 2 * 2 + 1
     assert data_dir != ENGINE_DIR
+
+
+async def test_serve_projects_the_gateway_and_keeps_it_across_a_restart(
+    nats_server: EmbeddedNats, tmp_path: Path
+) -> None:
+    """The real gateway → stream → projector → API, then ``csms serve`` stopped and started
+    again on the same data dir: the transaction is still there, nothing doubled."""
+    settings = loopback_settings(tmp_path, nats_server.url)
+    running = await app.start(settings)
+    try:
+        assert running.projections is not None
+        station = await Station.connect(ws_url(running, "CP-SERVE"), "ocpp1.6")
+        boot = {"chargePointVendor": "ACME", "chargePointModel": "X1"}
+        await station.call("BootNotification", boot)
+        start = {
+            "connectorId": 1,
+            "idTag": "TAG",
+            "meterStart": 100,
+            "timestamp": "2026-01-01T10:00:00Z",
+        }
+        answer = await station.call("StartTransaction", start)
+        tx = str(answer[2]["transactionId"])
+        stop = {"transactionId": int(tx), "meterStop": 2100, "timestamp": "2026-01-01T11:00:00Z"}
+        await station.call("StopTransaction", stop)
+        await station.close()
+        store = running.projections.store
+
+        async def completed() -> bool:
+            found = await queries.get_transaction(store, tx, "CP-SERVE")
+            return found is not None and found["status"] == "completed"
+
+        await until(completed)
+        api = f"http://127.0.0.1:{settings.api_port}/api/v1"
+        async with httpx.AsyncClient() as http:
+            listed = (
+                await http.get(f"{api}/transactions", params={"station_id": "CP-SERVE"})
+            ).json()
+        assert [(t["transaction_id"], t["energy_wh"]) for t in listed["items"]] == [(tx, 2000.0)]
+    finally:
+        await running.stop()
+    again = await app.start(settings)
+    try:
+        assert again.projections is not None
+        page = await queries.list_transactions(again.projections.store, station_id="CP-SERVE")
+        assert [(t["transaction_id"], t["status"]) for t in page.items] == [(tx, "completed")]
+    finally:
+        await again.stop()
