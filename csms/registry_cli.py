@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import nats
 from nats.aio.client import Client as NatsClient
 
@@ -58,6 +59,12 @@ def add_parser(sub: Any) -> None:
     change = actions.add_parser("set-password", help="replace a station's password")
     change.add_argument("identity")
     _password_arguments(change)
+    profile = actions.add_parser(
+        "set-profile", help="change a station's security profile (the floor it must use)"
+    )
+    profile.add_argument("identity")
+    profile.add_argument("profile", type=int, choices=[0, 1, 2, 3])
+    profile.add_argument("--cert-serial", help="needed for profile 3 unless already set")
     rotate = actions.add_parser("rotate-password", help="change a connected station's password")
     rotate.add_argument("identity")
     rotate.add_argument("--password", help="default: 40 generated characters")
@@ -175,6 +182,23 @@ async def _set_password(registry: StationRegistry, args: argparse.Namespace) -> 
     return 0
 
 
+async def _set_profile(registry: StationRegistry, args: argparse.Namespace) -> int:
+    """Raise a station after its upgrade (A05.FR.09: it is then refused on a lower profile),
+    or lower it: lowering is only ever done here, never over OCPP (A00.FR.005)."""
+    record = await registry.get(args.identity)
+    if record is None:
+        print(f"{args.identity} is not registered")
+        return 1
+    serial = args.cert_serial or record.cert_serial
+    if args.profile == 3 and not serial:
+        raise ValueError("profile 3 needs --cert-serial")
+    if args.profile in (1, 2) and record.password_hash is None:
+        raise ValueError("profiles 1 and 2 need a password: set-password first")
+    await registry.put(msgspec.structs.replace(record, profile=args.profile, cert_serial=serial))
+    print(f"{args.identity}: profile {record.profile} -> {args.profile}")
+    return 0
+
+
 async def rotate_password(
     nc: NatsClient,
     registry: StationRegistry,
@@ -248,4 +272,5 @@ _ACTIONS: dict[str, Callable[[StationRegistry, argparse.Namespace], Awaitable[in
     "remove": _remove,
     "set-password": _set_password,
     "rotate-password": _rotate,
+    "set-profile": _set_profile,
 }

@@ -15,7 +15,7 @@ from csms.registry_cli import rotate_password
 from streams.embedded import EmbeddedNats
 from streams.registry import StationRegistry
 from tests.integration.secure_client import basic, connect, upgrade
-from tests.integration.test_security import P1, Secure, make_pki, start_secure
+from tests.integration.test_security import P1, P1B, Secure, make_pki, start_secure
 
 
 @pytest.fixture
@@ -163,3 +163,17 @@ async def test_a9_a10_password_change_over_ocpp(
         assert (old_ok.status, new_ok.status) == (401, 101)
     else:  # A10: the old one stays, the new one is forgotten
         assert (old_ok.status, new_ok.status) == (101, 401)
+
+
+async def test_a12_after_an_upgrade_to_profile_2_plain_ws_is_refused(secure: Secure) -> None:
+    registry = registry_of(secure)
+    code, out = await stations(secure.nats_url, "set-profile", "SP1-B", "2")
+    assert code == 0, out
+    await until(registry, lambda: getattr(registry.lookup("SP1-B"), "profile", 0) == 2)
+    plain = await upgrade(secure.port, "/ocpp/SP1-B", authorization=basic("SP1-B", P1B))
+    assert plain.status == 401
+    tls = await upgrade(secure.tls_port, "/ocpp/SP1-B", authorization=basic("SP1-B", P1B),
+                        tls=secure.tls())  # fmt: skip
+    assert tls.status == 101
+    code, out = await stations(secure.nats_url, "set-profile", "SP1-B", "3")
+    assert code == 2  # profile 3 needs the certificate serial
