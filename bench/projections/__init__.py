@@ -1,0 +1,1 @@
+"""Projection benchmark: projector ingest beside a plain batched INSERT of the same rows."""
