@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from streams.projections.rows import Row, parse_time_ms
-from streams.projections.units import ENERGY_REGISTER, normalise, to_number
+from streams.projections.units import ENERGY_REGISTER, scale, to_number
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,50 +58,51 @@ def fold_meter_values(
     if meter_values is None:
         return rows, readings
     v16 = where.ocpp_version == "1.6"
+    station_id, stream_seq, version = where.station_id, where.stream_seq, where.version
     for meter_value in meter_values:
         at_ms = parse_time_ms(meter_value.get("timestamp")) or where.received_ms
         for sampled in meter_value.get("sampledValue") or ():
             raw = sampled.get("value")
             if v16:
-                unit, multiplier = str(sampled.get("unit") or "Wh"), 0
+                unit, multiplier = sampled.get("unit") or "Wh", 0
             else:
                 measure = sampled.get("unitOfMeasure") or {}
-                unit = str(measure.get("unit") or "Wh")
+                unit = measure.get("unit") or "Wh"
                 multiplier = int(measure.get("multiplier") or 0)
-            measurand = str(sampled.get("measurand") or ENERGY_REGISTER)
-            phase = str(sampled.get("phase") or "")
-            location = str(sampled.get("location") or "Outlet")
-            context = str(sampled.get("context") or "Sample.Periodic")
+            measurand = sampled.get("measurand") or ENERGY_REGISTER
+            phase = sampled.get("phase") or ""
+            context = sampled.get("context") or "Sample.Periodic"
             number = to_number(raw)
-            base, value_base = normalise(number, unit, multiplier)
+            base, factor = scale(str(unit), multiplier)
+            value_base = None if number is None else number * factor
             rows.append(
                 [
-                    where.station_id,
+                    station_id,
                     at_ms,
                     evse_id,
                     connector_id,
                     transaction_id,
-                    measurand,
-                    phase,
-                    location,
-                    context,
-                    unit,
+                    str(measurand),
+                    str(phase),
+                    str(sampled.get("location") or "Outlet"),
+                    str(context),
+                    str(unit),
                     multiplier,
                     raw if isinstance(raw, str) else _number_text(raw),
                     number,
                     base,
                     value_base,
-                    where.stream_seq,
-                    where.version,
+                    stream_seq,
+                    version,
                 ]
             )
             if (
-                measurand == ENERGY_REGISTER
+                value_base is not None
+                and measurand == ENERGY_REGISTER
                 and not phase
                 and base == "Wh"
-                and value_base is not None
             ):
-                readings.append(Reading(at_ms, value_base, role_of(context)))
+                readings.append(Reading(at_ms, value_base, role_of(str(context))))
     return rows, readings
 
 

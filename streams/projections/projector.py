@@ -168,43 +168,50 @@ class Projector:
         )
 
     async def _consume(self, sub: JetStreamContext.PullSubscription, until_seq: int | None) -> None:
+        """Fetch and fold batch N+1 while batch N is inserted (a pipeline of depth one: the
+        GIL-bound fold overlaps the engine's insert). Batches are written and acked in order,
+        so an ack-all never covers a batch that is not in the store."""
         c = self.config
         batch: list[Msg] = []
         first_at = 0.0
+        handed = self.stats.last_seq
         loop = asyncio.get_running_loop()
-        while not self._stopping.is_set():
-            if until_seq is not None and self.stats.last_seq >= until_seq and not batch:
-                return
-            want = c.max_messages - len(batch)
-            try:
-                msgs = await sub.fetch(want, timeout=c.fetch_timeout_s)
-            except NatsTimeoutError:
-                msgs = []
-            if msgs and not batch:
-                first_at = loop.time()
-            batch.extend(msgs)
-            if not batch:
-                continue
-            full = len(batch) >= c.max_messages
-            late = loop.time() - first_at >= c.max_delay_s
-            reached = until_seq is not None and _seq(batch[-1]) >= until_seq
-            if full or late or not msgs or reached:
-                await self._flush(batch)
-                batch = []
+        writing: asyncio.Task[None] | None = None
+        try:
+            while not self._stopping.is_set():
+                if until_seq is not None and not batch and handed >= until_seq:
+                    if writing is not None:
+                        await writing
+                    return
+                try:
+                    msgs = await sub.fetch(c.max_messages - len(batch), timeout=c.fetch_timeout_s)
+                except NatsTimeoutError:
+                    msgs = []
+                if msgs and not batch:
+                    first_at = loop.time()
+                batch.extend(msgs)
+                if not batch:
+                    continue
+                full = len(batch) >= c.max_messages
+                late = loop.time() - first_at >= c.max_delay_s
+                reached = until_seq is not None and _seq(batch[-1]) >= until_seq
+                if full or late or not msgs or reached:
+                    rows = await loop.run_in_executor(None, fold_batch, _messages(batch))
+                    if writing is not None:
+                        await writing
+                    writing = loop.create_task(self._write(batch, rows))
+                    handed = max(handed, _seq(batch[-1]))
+                    batch = []
+        finally:
+            if writing is not None and not writing.done():
+                writing.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await writing
 
-    async def _flush(self, batch: list[Msg]) -> None:
-        messages = [
-            (
-                _seq(m),
-                m.subject,
-                m.data,
-                int(m.metadata.timestamp.timestamp() * 1000),
-            )
-            for m in batch
-        ]
-        rows = await asyncio.get_running_loop().run_in_executor(None, fold_batch, messages)
+    async def _write(self, batch: list[Msg], rows: Rows) -> None:
+        """Insert a folded batch, then ack it (ack-all: its last message)."""
         await self._insert(rows)
-        last = messages[-1][0]
+        last = _seq(batch[-1])
         if self.after_insert is not None:
             await self.after_insert(last)
         await batch[-1].ack_sync()
@@ -238,6 +245,14 @@ class Projector:
 
 class InjectedCrashError(Exception):
     """Raised by a test hook to simulate a crash between insert and ack: ends the run."""
+
+
+def _messages(batch: list[Msg]) -> list[tuple[int, str, bytes, int]]:
+    """(stream sequence, subject, data, stored ms): the stored time is the message's own, so a
+    replay writes the very same poison rows."""
+    return [
+        (_seq(m), m.subject, m.data, int(m.metadata.timestamp.timestamp() * 1000)) for m in batch
+    ]
 
 
 def _seq(msg: Msg) -> int:

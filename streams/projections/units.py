@@ -9,6 +9,7 @@ as its own base unit (factor 1), never an error.
 
 from __future__ import annotations
 
+import functools
 from typing import Final
 
 ENERGY_REGISTER: Final = "Energy.Active.Import.Register"
@@ -40,18 +41,24 @@ def base_unit(unit: str) -> tuple[str, float]:
     return _UNITS.get(unit, (unit, 1.0))
 
 
+@functools.lru_cache(maxsize=1024)
+def scale(unit: str, multiplier: int) -> tuple[str, float]:
+    """(base unit, factor from a raw value in ``unit`` with ``multiplier`` to it); cached:
+    a station sends the same few units over and over."""
+    base, factor = base_unit(unit)
+    return base, factor * (10.0**multiplier)
+
+
 def to_number(raw: object) -> float | None:
     """A sampled value as a number (1.6 sends strings, 2.x numbers; SignedData → None)."""
-    if isinstance(raw, bool):
-        return None
-    if isinstance(raw, int | float):
-        return float(raw)
     if isinstance(raw, str):
         try:
             number = float(raw)
         except ValueError:
             return None
         return number if number == number and abs(number) != float("inf") else None
+    if isinstance(raw, int | float) and not isinstance(raw, bool):
+        return float(raw)
     return None
 
 
