@@ -226,8 +226,8 @@ def render(names: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str) -> str
     cells = [[_text(v) for v in row] for row in rows]
     widths = [max([len(n), *(len(r[i]) for r in cells)]) for i, n in enumerate(names)]
     line = "  ".join("-" * w for w in widths)
-    head = "  ".join(n.ljust(w) for n, w in zip(names, widths, strict=True))
-    body = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in cells]
+    head = "  ".join(n.ljust(w) for n, w in zip(names, widths, strict=True)).rstrip()
+    body = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
     return "\n".join([head, line, *body, f"({len(rows)} rows)"])
 
 
