@@ -46,7 +46,7 @@ from streams.projections.rows import COLUMNS
 from streams.provision import StreamSettings, ensure_stream
 from streams.reports import REPORTS, ReportFilters, run_report
 from streams.store import Store
-from streams.subjects import subject
+from streams.subjects import STREAM, subject
 
 BEGIN, END = "<!-- projections:begin -->", "<!-- projections:end -->"
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -182,7 +182,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             sample = list(itertools.islice(history(args.stations, args.messages), args.sample))
             results = [projector, *await _sample(url, sample, config)]
             reports = await _reports(store)
-            lag = await _lag(store, server.url, last, args.lag_rate, args.lag_seconds, config)
+            lags = []
+            for n, rate in enumerate(args.lag_rate):
+                durable = f"bench-lag-{n}"
+                last = int(await _stream_last(server.url))
+                lags.append(
+                    await _lag(store, server.url, last, rate, args.lag_seconds, config, durable)
+                )
         finally:
             await store.close()
     finally:
@@ -191,7 +197,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "results": results,
         "reports": reports,
-        "lag": lag,
+        "lags": lags,
         "messages": count,
         "sample": len(sample),
         "args": args,
@@ -254,8 +260,21 @@ async def _reports(store: Store) -> list[tuple[str, float, int]]:
     return out
 
 
+async def _stream_last(nats_url: str) -> int:
+    nc = await nats.connect(nats_url)
+    info = await nc.jetstream().stream_info(STREAM)
+    await nc.close()
+    return int(info.state.last_seq or 0)
+
+
 async def _lag(
-    store: Store, nats_url: str, after: int, rate: float, seconds: float, config: ProjectorConfig
+    store: Store,
+    nats_url: str,
+    after: int,
+    rate: float,
+    seconds: float,
+    config: ProjectorConfig,
+    durable: str,
 ) -> dict[str, float]:
     """Publish MeterValues messages at ``rate``/s for ``seconds`` while a durable projector
     runs; lag of a message = when the batch holding it was in the store - when it was
@@ -267,12 +286,12 @@ async def _lag(
     async def mark(last_seq: int) -> None:
         inserted.append((time.perf_counter(), last_seq))
 
-    live = dataclasses.replace(config, durable="bench-lag", start_seq=after + 1, max_delay_s=0.2)
+    live = dataclasses.replace(config, durable=durable, start_seq=after + 1, max_delay_s=0.2)
     projector = Projector(js, store, live, after_insert=mark)
     projector.start()
     published: list[tuple[int, float]] = []
     stations = max(1, int(rate // 10))
-    streams = [history(1, 10**9, prefix=f"LAG{n}") for n in range(stations)]
+    streams = [history(1, 10**9, prefix=f"{durable}-{n}") for n in range(stations)]
     t0 = time.perf_counter()
     tick = 0.05
     n = 0
@@ -311,7 +330,8 @@ def render(outcome: dict[str, Any], command: str) -> str:
     results: list[Result] = outcome["results"]
     ceiling = results[-1].rate
     load = os.getloadavg()
-    lag = outcome["lag"]
+    lags = outcome["lags"]
+    worst = lags[0]
     lines = [
         "## Projections: ingest into the embedded engine",
         "",
@@ -341,17 +361,24 @@ def render(outcome: dict[str, Any], command: str) -> str:
     lines += [f"| {name} | {secs:.3f} | {n:,} |" for name, secs, n in outcome["reports"]]
     lines += [
         "",
-        f"Projection lag (durable projector running while MeterValues messages are published "
-        f"at {lag['rate']:,.0f}/s for {lag['seconds']:.0f} s, achieved {lag['achieved']:,.0f}/s; "
-        f"lag = in the store - PubAck): p50 {lag['p50']:.2f} s, p99 {lag['p99']:.2f} s, "
-        f"max {lag['max']:.2f} s.",
+        "Projection lag: a durable projector runs while MeterValues messages are published "
+        f"at a fixed rate for {args.lag_seconds:.0f} s from the same process (as in `csms serve`, "
+        "where gateway and projector share one process); lag = in the store - PubAck.",
+        "",
+        "| target messages/s | achieved/s | meter rows/s | p50 s | p99 s | max s |",
+        "|--:|--:|--:|--:|--:|--:|",
+        *(
+            f"| {lag['rate']:,.0f} | {lag['achieved']:,.0f} | {10 * lag['achieved']:,.0f} | "
+            f"{lag['p50']:.2f} | {lag['p99']:.2f} | {lag['max']:.2f} |"
+            for lag in lags
+        ),
         "",
         "| target of the issue | measured | met |",
         "|---|---|:-:|",
         f"| projector ingest >= 200,000 meter-value rows/s | {results[0].rate:,.0f} | "
         f"{'yes' if results[0].rate >= 200_000 else '**no**'} |",
-        f"| lag p99 <= 2 s at the gateway's sustained maximum | {lag['p99']:.2f} s at "
-        f"{lag['achieved']:,.0f} messages/s | {'yes' if lag['p99'] <= 2 else '**no**'} |",
+        f"| lag p99 <= 2 s at the gateway's sustained maximum | {worst['p99']:.2f} s at "
+        f"{worst['achieved']:,.0f} messages/s | {'yes' if worst['p99'] <= 2 else '**no**'} |",
         f"| each report <= 1 s over 10,000 stations x 30 days (>= 100 M rows) | not run at that "
         f"size: slowest {max(t for _, t, _ in outcome['reports']):.2f} s over "
         f"{results[0].meter_rows:,} rows | **not shown** |",
@@ -365,17 +392,24 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=250, help="MeterValues per station")
     parser.add_argument("--batch", type=int, default=2000, help="projector batch, messages")
     parser.add_argument("--sample", type=int, default=20_000, help="messages for fold/ceiling")
-    parser.add_argument("--lag-rate", type=float, default=11_340, help="messages/s (gateway max)")
+    parser.add_argument(
+        "--lag-rate",
+        type=float,
+        nargs="+",
+        default=[11_340, 5_670],
+        help="messages/s, first = the gateway's sustained max (bench/README load section)",
+    )
     parser.add_argument("--lag-seconds", type=float, default=10)
     parser.add_argument("--quick", action="store_true", help="a smoke run; README untouched")
     args = parser.parse_args()
     if args.quick:
-        args.stations, args.messages, args.lag_rate, args.lag_seconds = 10, 20, 500, 2
+        args.stations, args.messages, args.lag_rate, args.lag_seconds = 10, 20, [500], 2
     outcome = asyncio.run(run(args))
     command = ".venv/bin/python -m bench.projections " + (
         "--quick"
         if args.quick
-        else f"--stations {args.stations} --messages {args.messages} --lag-rate {args.lag_rate:g}"
+        else f"--stations {args.stations} --messages {args.messages} "
+        f"--lag-rate {' '.join(f'{r:g}' for r in args.lag_rate)}"
     )
     text = render(outcome, command)
     print(text)
