@@ -32,8 +32,10 @@ from csms.handlers.context import HandlerContext
 from csms.ports import EventSink
 from csms.protocol import SUPPORTED_VERSIONS, CodecOptions, codec_for
 from csms.settings import Settings
+from streams import event_writer
 from streams.commands import CommandServer
 from streams.embedded import EmbeddedNats
+from streams.event_writer import EventWriter, UnsupportedServerError
 from streams.id_tokens import KvTokens
 from streams.presence import PresenceWriter
 from streams.presence import open_bucket as open_presence
@@ -53,7 +55,7 @@ class Running:
 
     settings: Settings
     gateway: Gateway
-    publisher: JetStreamPublisher
+    publisher: EventWriter | JetStreamPublisher
     nc: NatsClient
     nats_url: str
     embedded: EmbeddedNats | None
@@ -77,6 +79,8 @@ class Running:
         if self.commands is not None:
             await self.commands.stop(timeout_s=0)  # no new commands
         await self.gateway.stop()
+        if isinstance(self.publisher, EventWriter):
+            await self.publisher.close()  # after the drain: every session's events are stored
         if self.commands is not None:
             await self.commands.stop()  # running ones answer: their sessions closed
         if self.presence is not None:
@@ -97,6 +101,21 @@ class Running:
             await self.embedded.stop()
 
 
+async def _event_sink(nc: NatsClient, url: str) -> EventWriter | JetStreamPublisher:
+    """The lean event writer where the URL allows it (plain nats://), else nats-py."""
+    if event_writer.supports(url):
+        writer = EventWriter(url)
+        try:
+            await writer.start()
+        except UnsupportedServerError as err:
+            log.info("event writer not usable (%s); publishing events with nats-py", err)
+        else:
+            return writer
+    publisher = JetStreamPublisher(nc)
+    await publisher.start()
+    return publisher
+
+
 async def start(settings: Settings) -> Running:
     embedded = None
     url = settings.nats_url
@@ -109,8 +128,7 @@ async def start(settings: Settings) -> Running:
     await ensure_stream(
         js, StreamSettings(replicas=settings.stream_replicas, max_age_s=settings.stream_max_age_s)
     )
-    publisher = JetStreamPublisher(nc)
-    await publisher.start()
+    publisher = await _event_sink(nc, url)
     transaction_ids = await KvTransactionIds.open(js, replicas=settings.stream_replicas)
     tokens = await KvTokens.open(
         js, settings.stream_replicas, accept_unknown=settings.accept_unknown_tokens

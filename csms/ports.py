@@ -5,6 +5,7 @@ Adapters live in ``streams`` (NATS) and are wired only in ``csms.app``.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from csms.domain.events import FrameEvent
@@ -16,6 +17,11 @@ class EventSink(Protocol):
     async def publish(self, *events: FrameEvent) -> int:
         """Store ``events`` (one or more of one station, in order) atomically, as one stream
         message; return its stream sequence. Retries until stored or cancelled."""
+        ...
+
+    def submit(self, events: Sequence[FrameEvent], on_stored: Callable[[int], None]) -> None:
+        """The same without a coroutine: call ``on_stored(stream_sequence)`` once stored (never
+        before; retried until then). The gateway's hot path answers CALLs from this callback."""
         ...
 
 

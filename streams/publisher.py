@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import msgspec
@@ -58,6 +59,7 @@ class JetStreamPublisher:
         self._pending: dict[str, asyncio.Future[int]] = {}
         self._tokens = itertools.count(1)
         self._prefix = ""
+        self._tasks: set[asyncio.Task[int]] = set()
         self.published = 0
         self.failures = 0
         self.healthy = False
@@ -89,6 +91,19 @@ class JetStreamPublisher:
             self.published += 1
             self.healthy = True
             return seq
+
+    def submit(self, events: Sequence[FrameEvent], on_stored: Callable[[int], None]) -> None:
+        """Callback form of :meth:`publish` (a task per message: this sink is the general one;
+        ``streams.event_writer`` is the fast one)."""
+        task = asyncio.get_running_loop().create_task(self.publish(*events))
+        self._tasks.add(task)
+
+        def done(finished: asyncio.Task[int]) -> None:
+            self._tasks.discard(finished)
+            if not finished.cancelled() and finished.exception() is None:
+                on_stored(finished.result())
+
+        task.add_done_callback(done)
 
     async def _publish_once(self, to: str, data: bytes, msg_id: str) -> int:
         token = str(next(self._tokens))

@@ -1,10 +1,15 @@
 """One station connection: frames in order, write-ahead events, answers, our own CALLs.
 
 Lifetimes: picows frames are borrowed and valid only inside ``on_ws_frame``; we copy the payload
-there (``get_payload_as_bytes``) and process it later, one item at a time, on the session's task.
-Every inbound frame becomes an event that JetStream has stored before the frame is answered
-(write-ahead). A full inbound queue pauses reading from the socket (backpressure, never unbounded
-buffering).
+there (``get_payload_as_bytes``). Frames are processed one at a time, in order: the next starts
+when the previous one is stored (and answered). Every inbound frame becomes an event that
+JetStream has stored before the frame is answered (write-ahead).
+
+The common case, a valid CALL whose handler answers without I/O, runs entirely in callbacks:
+decode, answer and submit the CALL and its answer as one stream message in ``on_ws_frame``; send
+the answer from the PubAck callback. No task, no queue hop. Everything else (refusals, station
+answers to our CALLs, handlers that await) takes the slow path, a task per frame. A backlog of
+``INBOUND_QUEUE`` frames pauses reading from the socket (backpressure, never unbounded buffering).
 """
 
 from __future__ import annotations
@@ -15,8 +20,8 @@ import itertools
 import logging
 import time
 import uuid
-from collections import OrderedDict
-from collections.abc import Callable
+from collections import OrderedDict, deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,11 +76,13 @@ class StationSession(WSListener):
         self.session_id = uuid.uuid4().hex[:12]
         self._on_closed = on_closed
         self._seq = itertools.count()
-        self._queue: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
+        self._backlog: deque[tuple[str, bytes]] = deque()
+        self._busy = False
         self._paused = False
         self._fragments = bytearray()
         self._transport: WSTransport | None = None
         self._worker: asyncio.Task[None] | None = None
+        """The slow path's task of the frame in progress, if any."""
         self._call_lock = asyncio.Lock()
         self._pending: tuple[str, str, asyncio.Future[dict[str, Any]]] | None = None
         self.closed = asyncio.Event()
@@ -84,8 +91,8 @@ class StationSession(WSListener):
     # -- picows callbacks (synchronous) -------------------------------------------------
     def on_ws_connected(self, transport: WSTransport) -> None:
         self._transport = transport
-        self._queue.put_nowait(("connected", b""))
-        self._worker = asyncio.get_running_loop().create_task(self._work())
+        self._busy = True  # frames wait until the connected event is stored
+        self.sink.submit((self._event("connected", "in", 0, None, None, ""),), self._next)
 
     def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
         kind = frame.msg_type
@@ -109,47 +116,104 @@ class StationSession(WSListener):
         # None when the peer vanished without a close frame.
         received = getattr(transport.close_handshake, "recv", None)
         reason = f"close {received.code.value}" if received is not None else "connection lost"
-        self._queue.put_nowait(("disconnected", reason.encode()))
+        self._enqueue("disconnected", reason.encode())
         if self._pending is not None and not self._pending[2].done():
             self._pending[2].set_exception(ConnectionError("station disconnected"))
         self._on_closed(self)
 
-    # -- queueing and backpressure ----------------------------------------------------
+    # -- one frame at a time, in order ----------------------------------------------------
     def _enqueue(self, kind: str, data: bytes) -> None:
-        self._queue.put_nowait((kind, data))
-        if self._queue.qsize() >= INBOUND_QUEUE and not self._paused and self._transport:
+        if not self._busy:
+            self._dispatch(kind, data)
+            return
+        self._backlog.append((kind, data))
+        if len(self._backlog) >= INBOUND_QUEUE and not self._paused and self._transport:
             self._paused = True
             self._transport.underlying_transport.pause_reading()
 
-    def _maybe_resume(self) -> None:
-        if self._paused and self._queue.qsize() < INBOUND_QUEUE // 2 and self._transport:
-            self._paused = False
-            self._transport.underlying_transport.resume_reading()
+    def _next(self, _: int = 0) -> None:
+        """The previous item is done (stored, and answered if it was a CALL): start the next."""
+        self._busy = False
+        self._worker = None
+        if self._backlog:
+            kind, data = self._backlog.popleft()
+            if self._paused and len(self._backlog) < INBOUND_QUEUE // 2 and self._transport:
+                self._paused = False
+                self._transport.underlying_transport.resume_reading()
+            self._dispatch(kind, data)
+
+    def _dispatch(self, kind: str, data: bytes) -> None:
+        self._busy = True
+        if kind == "disconnected":
+            event = self._event("disconnected", "in", 0, None, None, "", data.decode())
+            self.sink.submit((event,), self._finished)
+        elif not self._fast(data):
+            self._worker = asyncio.get_running_loop().create_task(self._slow(data))
+
+    def _finished(self, _: int) -> None:
+        self._busy = False
+        self.closed.set()
+
+    def _fast(self, data: bytes) -> bool:
+        """Answer a valid CALL without a task when its handler needs no I/O; False: not taken,
+        nothing done (the slow path handles the frame)."""
+        try:
+            text = data.decode()
+            frame = self.codec.decode(data)
+        except (UnicodeDecodeError, OcppError):
+            return False
+        if type(frame) is not Call or frame.message_type_id != 2:
+            return False
+        received = self._event(
+            "frame", "in", frame.message_type_id, frame.unique_id, frame.action, text
+        )
+        outcome = self._outcome(frame)
+        if isinstance(outcome, tuple):
+            self._submit_answer(received, frame, outcome)
+        else:
+            self._worker = asyncio.get_running_loop().create_task(
+                self._answer_later(received, frame, outcome)
+            )
+        return True
+
+    def _submit_answer(self, received: FrameEvent, call: Call, outcome: tuple[bytes, int]) -> None:
+        reply, message_type = outcome
+        if self._transport is None or self._transport.is_disconnected:
+            self.sink.submit((received,), self._next)
+            return
+        sent = self._event(
+            "frame", "out", message_type, call.unique_id, call.action, reply.decode()
+        )
+        self.sink.submit((received, sent), lambda _: self._deliver(reply))
+
+    def _deliver(self, reply: bytes) -> None:
+        """PubAck of a CALL and its answer: the answer may leave now (write-ahead)."""
+        if self._transport is not None and not self._transport.is_disconnected:
+            self._transport.send(WSMsgType.TEXT, reply)
+        self._next()
+
+    async def _answer_later(
+        self, received: FrameEvent, call: Call, outcome: Awaitable[tuple[bytes, int]]
+    ) -> None:
+        try:
+            self._submit_answer(received, call, await outcome)
+        except Exception:
+            log.exception("session %s of %s failed", self.session_id, self.station_id)
+            self.close(WSCloseCode.INTERNAL_ERROR, "internal error")
+            self._next()
+
+    async def _slow(self, data: bytes) -> None:
+        try:
+            await self._frame(data)
+        except Exception:
+            log.exception("session %s of %s failed", self.session_id, self.station_id)
+            self.close(WSCloseCode.INTERNAL_ERROR, "internal error")
+        self._next()
 
     def close(self, code: WSCloseCode = WSCloseCode.OK, reason: str = "") -> None:
         if self._transport is not None and not self._transport.is_disconnected:
             self._transport.send_close(code, reason.encode())
             self._transport.disconnect()
-
-    # -- the worker: one item at a time, in order -------------------------------------
-    async def _work(self) -> None:
-        try:
-            while True:
-                kind, data = await self._queue.get()
-                self._maybe_resume()
-                if kind == "frame":
-                    await self._frame(data)
-                else:
-                    event_kind: Kind = "connected" if kind == "connected" else "disconnected"
-                    reason = data.decode() or None
-                    await self._record(event_kind, "in", 0, None, None, "", reason)
-                    if kind == "disconnected":
-                        return
-        except Exception:
-            log.exception("session %s of %s failed", self.session_id, self.station_id)
-            self.close(WSCloseCode.INTERNAL_ERROR, "internal error")
-        finally:
-            self.closed.set()
 
     def _event(
         self,
@@ -275,34 +339,57 @@ class StationSession(WSListener):
                 await self._result_error(err)
 
     async def _answer(self, call: Call, received: FrameEvent) -> None:
+        outcome = self._outcome(call)
+        if not isinstance(outcome, tuple):
+            outcome = await outcome
+        reply, message_type = outcome
+        await self._send(reply, message_type, call.unique_id, call.action, received)
+
+    def _outcome(self, call: Call) -> tuple[bytes, int] | Awaitable[tuple[bytes, int]]:
+        """The answer to a valid CALL and its message type (3, or 4 for a CALLERROR); an
+        awaitable when the handler needs I/O."""
         version = self.codec.version
         cached = self._answered.get(call.unique_id)
         if cached is not None and cached[0] == call.action:
             # 2.x: "a retried message MAY reuse the message id" (2.0.1 Ed3 errata §4.6): the
             # same answer again, without running the handler twice.
-            await self._send(cached[1], 3, call.unique_id, call.action, received)
-            return
+            return cached[1], 3
         handler = ROUTES.get((version, call.action))
         if handler is None or (version, call.action) in SEND_ONLY:
             code, text = self.codec.spell("NotSupported"), f"{call.action} is not answered"
-            reply = self.codec.encode_call_error(call.unique_id, code, text)
-            await self._send(reply, 4, call.unique_id, call.action, received)
-            return
+            return self.codec.encode_call_error(call.unique_id, code, text), 4
         try:
-            response = await handler(self.context, call.payload)
+            response = handler(self.context, call)
+        except Exception as exc:  # noqa: BLE001 (logged there) a handler bug costs one CALLERROR
+            return self._handler_failed(call, exc), 4
+        if isinstance(response, dict):
+            return self._result(call, response)
+        return self._result_later(call, response)
+
+    async def _result_later(
+        self, call: Call, pending: Awaitable[dict[str, Any]]
+    ) -> tuple[bytes, int]:
+        try:
+            response = await pending
+        except Exception as exc:  # noqa: BLE001 (logged there)
+            return self._handler_failed(call, exc), 4
+        return self._result(call, response)
+
+    def _result(self, call: Call, response: dict[str, Any]) -> tuple[bytes, int]:
+        try:
             reply = self.codec.encode_call_result(call.action, call.unique_id, response)
-        except Exception as exc:  # a handler bug must cost one CALLERROR, not the connection
-            log.exception("handler %s/%s failed", version, call.action)
-            reply = self.codec.encode_call_error(
-                call.unique_id, self.codec.spell("InternalError"), type(exc).__name__
-            )
-            await self._send(reply, 4, call.unique_id, call.action, received)
-            return
-        if version != "1.6":  # 1.6 ids are per connection: a repeat is a new call (M25)
+        except Exception as exc:  # noqa: BLE001 (logged there) our answer does not conform
+            return self._handler_failed(call, exc), 4
+        if self.codec.version != "1.6":  # 1.6 ids are per connection: a repeat is new (M25)
             self._answered[call.unique_id] = (call.action, reply)
             if len(self._answered) > ANSWER_CACHE:
                 self._answered.popitem(last=False)
-        await self._send(reply, 3, call.unique_id, call.action, received)
+        return reply, 3
+
+    def _handler_failed(self, call: Call, exc: Exception) -> bytes:
+        log.error("handler %s/%s failed", self.codec.version, call.action, exc_info=exc)
+        code = self.codec.spell("InternalError")
+        return self.codec.encode_call_error(call.unique_id, code, type(exc).__name__)
 
     # -- CSMS-initiated calls -----------------------------------------------------------
     async def call(
@@ -350,10 +437,10 @@ class StationSession(WSListener):
             await self._send(reply, 5, err.unique_id, None)
 
     async def stop(self) -> None:
+        """Close with 1001 and wait (up to 5 s) until the disconnected event is stored."""
         self.close(WSCloseCode.GOING_AWAY, "server shutting down")
-        if self._worker is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.wait_for(asyncio.shield(self._worker), 5.0)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.closed.wait(), 5.0)
 
 
 class CallErrorReceivedError(Exception):

@@ -5,8 +5,25 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any, Protocol
 
 from csms.ports import TokenAuthorizer, TransactionIds
+
+
+class Request(Protocol):
+    """What a handler gets of a CALL: the payload, parsed only when a handler reads it (most
+    answers do not depend on it, and parsing a MeterValues payload costs more than validating
+    it). ``csms.protocol.Call`` is one."""
+
+    @property
+    def payload(self) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedRequest:
+    """A :class:`Request` over an already parsed payload (tests, replays)."""
+
+    payload: dict[str, Any]
 
 
 def utc_now() -> datetime:

@@ -9,29 +9,31 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from csms.handlers.context import HandlerContext
+from csms.handlers.context import HandlerContext, Request
 
 Payload = dict[str, Any]
 
 
-async def boot_notification(ctx: HandlerContext, _: Payload) -> Payload:
+def boot_notification(ctx: HandlerContext, _: Request) -> Payload:
     """Accept every station (a station registry arrives with the security issue); the interval
     is the heartbeat interval (1.6 §4.2; B01.FR.01)."""
     return {"status": "Accepted", "currentTime": ctx.now(), "interval": ctx.heartbeat_interval_s}
 
 
-async def heartbeat(ctx: HandlerContext, _: Payload) -> Payload:
+def heartbeat(ctx: HandlerContext, _: Request) -> Payload:
     """The CSMS's time, for the station's clock (1.6 §4.6; G02)."""
     return {"currentTime": ctx.now()}
 
 
-async def authorize_16(ctx: HandlerContext, payload: Payload) -> Payload:
+def authorize_16(ctx: HandlerContext, request: Request) -> Payload:
     """A status, never an error, for unknown tokens (1.6 §4.1, §4.2.2 of OCPP-J)."""
+    payload = request.payload
     return {"idTagInfo": {"status": ctx.tokens.status(payload["idTag"])}}
 
 
-async def authorize_2x(ctx: HandlerContext, payload: Payload) -> Payload:
+def authorize_2x(ctx: HandlerContext, request: Request) -> Payload:
     """C01.FR.02: idTokenInfo.status for the presented idToken."""
+    payload = request.payload
     return {"idTokenInfo": {"status": ctx.tokens.status(payload["idToken"]["idToken"])}}
 
 
@@ -48,31 +50,34 @@ def start_key(station_id: str, payload: Payload) -> str:
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
 
 
-async def start_transaction(ctx: HandlerContext, payload: Payload) -> Payload:
+async def start_transaction(ctx: HandlerContext, request: Request) -> Payload:
     """Allocate (or find again, for a retry) a transactionId unique across gateway processes
     and restarts; the token decides idTagInfo.status (1.6 §4.8)."""
+    payload = request.payload
     transaction_id = await ctx.transaction_ids.allocate(start_key(ctx.station_id, payload))
     status = ctx.tokens.status(payload["idTag"])
     return {"transactionId": transaction_id, "idTagInfo": {"status": status}}
 
 
-async def stop_transaction(ctx: HandlerContext, payload: Payload) -> Payload:
+def stop_transaction(ctx: HandlerContext, request: Request) -> Payload:
     """Always acknowledged, also for unknown ids (incl. -1): refusing makes chargers retry
     and block the next start (reliability.md §1.11). idTagInfo only when an idTag came."""
+    payload = request.payload
     if "idTag" in payload:
         return {"idTagInfo": {"status": ctx.tokens.status(payload["idTag"])}}
     return {}
 
 
-async def transaction_event(ctx: HandlerContext, payload: Payload) -> Payload:
+def transaction_event(ctx: HandlerContext, request: Request) -> Payload:
     """TransactionEvent cannot be rejected (E01-E07); idTokenInfo when an idToken came."""
+    payload = request.payload
     token = payload.get("idToken")
     if token is not None:
         return {"idTokenInfo": {"status": ctx.tokens.status(token["idToken"])}}
     return {}
 
 
-async def acknowledge(_: HandlerContext, __: Payload) -> Payload:
+def acknowledge(_: HandlerContext, __: Request) -> Payload:
     """Notifications whose response is empty: the content is kept in the event stream and
     folded by the projections (status, meter values, reports, events, firmware/log status)."""
     return {}

@@ -6,13 +6,17 @@ test checks it covers exactly the station-initiated actions of the core's action
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
+import inspect
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from csms.handlers import core, services
-from csms.handlers.context import HandlerContext
+from csms.handlers.context import HandlerContext, ParsedRequest, Request
 
-Handler = Callable[[HandlerContext, dict[str, Any]], Coroutine[Any, Any, dict[str, Any]]]
+Payload = dict[str, Any]
+Handler = Callable[[HandlerContext, Request], Payload | Awaitable[Payload]]
+"""A plain function answers at once (the session answers from the PubAck callback, no task);
+an ``async def`` handler is for answers that need I/O (1.6 StartTransaction's id allocation)."""
 
 # Answers shared by 2.0.1 and 2.1.
 _V2_COMMON: dict[str, Handler] = {
@@ -42,26 +46,25 @@ _V2_COMMON: dict[str, Handler] = {
     "TransactionEvent": core.transaction_event,
 }
 
+_V16: dict[str, Handler] = {
+    "Authorize": core.authorize_16,
+    "BootNotification": core.boot_notification,
+    "DataTransfer": services.data_transfer,
+    "DiagnosticsStatusNotification": core.acknowledge,
+    "FirmwareStatusNotification": core.acknowledge,
+    "Heartbeat": core.heartbeat,
+    "LogStatusNotification": core.acknowledge,
+    "MeterValues": core.acknowledge,
+    "SecurityEventNotification": core.acknowledge,
+    "SignCertificate": services.sign_certificate,
+    "SignedFirmwareStatusNotification": core.acknowledge,
+    "StartTransaction": core.start_transaction,
+    "StatusNotification": core.acknowledge,
+    "StopTransaction": core.stop_transaction,
+}
+
 ROUTES: dict[tuple[str, str], Handler] = {
-    **{
-        ("1.6", action): handler
-        for action, handler in {
-            "Authorize": core.authorize_16,
-            "BootNotification": core.boot_notification,
-            "DataTransfer": services.data_transfer,
-            "DiagnosticsStatusNotification": core.acknowledge,
-            "FirmwareStatusNotification": core.acknowledge,
-            "Heartbeat": core.heartbeat,
-            "LogStatusNotification": core.acknowledge,
-            "MeterValues": core.acknowledge,
-            "SecurityEventNotification": core.acknowledge,
-            "SignCertificate": services.sign_certificate,
-            "SignedFirmwareStatusNotification": core.acknowledge,
-            "StartTransaction": core.start_transaction,
-            "StatusNotification": core.acknowledge,
-            "StopTransaction": core.stop_transaction,
-        }.items()
-    },
+    **{("1.6", action): handler for action, handler in _V16.items()},
     **{("2.0.1", action): handler for action, handler in _V2_COMMON.items()},
     **{
         ("2.0.1", "NotifyEVChargingNeeds"): services.ev_charging_needs_201,
@@ -88,3 +91,11 @@ ROUTES: dict[tuple[str, str], Handler] = {
 
 # SEND messages (2.1) are recorded, never answered (Part 4 §4.2.4, FR.07).
 SEND_ONLY: frozenset[tuple[str, str]] = frozenset({("2.1", "NotifyPeriodicEventStream")})
+
+
+async def respond(handler: Handler, ctx: HandlerContext, payload: Payload) -> Payload:
+    """Call any handler, plain or async, with a parsed payload (tests, replays)."""
+    response = handler(ctx, ParsedRequest(payload))
+    if inspect.isawaitable(response):
+        return await response
+    return response

@@ -12,25 +12,26 @@ from __future__ import annotations
 
 from typing import Any
 
-from csms.handlers.context import HandlerContext
+from csms.handlers.context import HandlerContext, Request
 
 Payload = dict[str, Any]
 
 
-async def sign_certificate(_: HandlerContext, __: Payload) -> Payload:
+def sign_certificate(_: HandlerContext, __: Request) -> Payload:
     return {"status": "Rejected"}
 
 
-async def get_15118_ev_certificate(_: HandlerContext, __: Payload) -> Payload:
+def get_15118_ev_certificate(_: HandlerContext, __: Request) -> Payload:
     return {"status": "Failed", "exiResponse": ""}
 
 
-async def get_certificate_status(_: HandlerContext, __: Payload) -> Payload:
+def get_certificate_status(_: HandlerContext, __: Request) -> Payload:
     return {"status": "Failed"}
 
 
-async def get_certificate_chain_status(ctx: HandlerContext, payload: Payload) -> Payload:
+def get_certificate_chain_status(ctx: HandlerContext, request: Request) -> Payload:
     """One Failed status per requested certificate (we cannot check revocation)."""
+    payload = request.payload
     statuses = [
         {
             "certificateHashData": request["certificateHashData"],
@@ -43,28 +44,28 @@ async def get_certificate_chain_status(ctx: HandlerContext, payload: Payload) ->
     return {"certificateStatus": statuses}
 
 
-async def data_transfer(_: HandlerContext, __: Payload) -> Payload:
+def data_transfer(_: HandlerContext, __: Request) -> Payload:
     return {"status": "UnknownVendorId"}
 
 
-async def ev_charging_needs_201(_: HandlerContext, __: Payload) -> Payload:
+def ev_charging_needs_201(_: HandlerContext, __: Request) -> Payload:
     """K17: Accepted would promise a schedule we do not compute."""
     return {"status": "Rejected"}
 
 
-async def ev_charging_needs_21(_: HandlerContext, __: Payload) -> Payload:
+def ev_charging_needs_21(_: HandlerContext, __: Request) -> Payload:
     return {"status": "NoChargingProfile"}
 
 
-async def accepted(_: HandlerContext, __: Payload) -> Payload:
+def accepted(_: HandlerContext, __: Request) -> Payload:
     """NotifyEVChargingSchedule, OpenPeriodicEventStream: the information is stored."""
     return {"status": "Accepted"}
 
 
-async def rejected(_: HandlerContext, __: Payload) -> Payload:
+def rejected(_: HandlerContext, __: Request) -> Payload:
     """PullDynamicScheduleUpdate: no dynamic schedule is offered."""
     return {"status": "Rejected"}
 
 
-async def vat_number_validation(_: HandlerContext, payload: Payload) -> Payload:
-    return {"vatNumber": payload["vatNumber"], "status": "Rejected"}
+def vat_number_validation(_: HandlerContext, request: Request) -> Payload:
+    return {"vatNumber": request.payload["vatNumber"], "status": "Rejected"}

@@ -11,7 +11,7 @@ import pytest
 
 from csms.domain.tokens import TokenPolicy
 from csms.handlers.context import HandlerContext
-from csms.handlers.routing import ROUTES, SEND_ONLY
+from csms.handlers.routing import ROUTES, SEND_ONLY, respond
 from csms.protocol import SUPPORTED_VERSIONS, codec_for
 
 CORPUS = Path(__file__).parents[2] / "fixtures" / "ocpp"
@@ -38,16 +38,20 @@ def test_answers_conform_to_the_response_schema(version: str, action: str) -> No
     files = sorted((CORPUS / FOLDER[version] / action / "valid").glob("*request*.json"))
     assert files
     for file in files:
-        response = asyncio.run(ROUTES[(version, action)](ctx, json.loads(file.read_text())))
+        response = asyncio.run(
+            respond(ROUTES[(version, action)], ctx, json.loads(file.read_text()))
+        )
         codec_for(version).encode_call_result(action, "id1", response)  # raises if invalid
 
 
 def test_a_retried_start_transaction_gets_the_same_id() -> None:
     ctx = HandlerContext("CP1", "1.6", CountingIds(), TokenPolicy())
     start = {"connectorId": 1, "idTag": "T", "meterStart": 0, "timestamp": "2026-01-01T00:00:00Z"}
-    first = asyncio.run(ROUTES[("1.6", "StartTransaction")](ctx, start))
-    again = asyncio.run(ROUTES[("1.6", "StartTransaction")](ctx, dict(start)))
-    other = asyncio.run(ROUTES[("1.6", "StartTransaction")](ctx, {**start, "meterStart": 1}))
+    first = asyncio.run(respond(ROUTES[("1.6", "StartTransaction")], ctx, start))
+    again = asyncio.run(respond(ROUTES[("1.6", "StartTransaction")], ctx, dict(start)))
+    other = asyncio.run(
+        respond(ROUTES[("1.6", "StartTransaction")], ctx, {**start, "meterStart": 1})
+    )
     assert first["transactionId"] == again["transactionId"] != other["transactionId"]
 
 
