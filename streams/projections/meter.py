@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from streams.projections.rows import Row, parse_time_ms
+from streams.projections.rows import Row, int_column, parse_time_ms
 from streams.projections.units import ENERGY_REGISTER, scale, to_number
 
 
@@ -68,7 +68,7 @@ def fold_meter_values(
             else:
                 measure = sampled.get("unitOfMeasure") or {}
                 unit = measure.get("unit") or "Wh"
-                multiplier = int(measure.get("multiplier") or 0)
+                multiplier = int_column(measure.get("multiplier"), 8) or 0
             measurand = sampled.get("measurand") or ENERGY_REGISTER
             phase = sampled.get("phase") or ""
             context = sampled.get("context") or "Sample.Periodic"

@@ -13,17 +13,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import struct
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from clickhouse_connect.driver.exceptions import DataError
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from streams.projections.fold import fold_message
-from streams.projections.rows import COLUMNS, Rows
+from streams.projections.rows import COLUMNS, WHOLE_MESSAGE, Row, Rows
 from streams.store import Store
 from streams.subjects import ALL_EVENTS, STREAM
 
@@ -230,7 +232,7 @@ class Projector:
         while pending:
             table, table_rows = pending[0]
             try:
-                await self.store.insert(table, table_rows, COLUMNS[table], database=self.database)
+                await self._insert_table(table, table_rows)
             except asyncio.CancelledError:
                 raise
             except Exception as err:  # noqa: BLE001 (the store is away: keep the batch, retry)
@@ -242,9 +244,42 @@ class Projector:
                 continue
             pending.pop(0)
 
+    async def _insert_table(self, table: str, rows: list[Row]) -> None:
+        """Insert; rows the client cannot encode (a value the fold let through that does not
+        fit its column) are found by halving and recorded as poison, so they cannot block
+        the projector. Errors of the store itself propagate (retried by the caller)."""
+        try:
+            await self.store.insert(table, rows, COLUMNS[table], database=self.database)
+        except _ROW_ERRORS as err:
+            if len(rows) == 1:
+                self.stats.poison += 1
+                log.warning("projector: a %s row cannot be inserted (%s): poison", table, err)
+                await self.store.insert(
+                    "poison_events",
+                    [_poison_row(table, rows[0], err)],
+                    COLUMNS["poison_events"],
+                    database=self.database,
+                )
+                return
+            half = len(rows) // 2
+            await self._insert_table(table, rows[:half])
+            await self._insert_table(table, rows[half:])
+
 
 class InjectedCrashError(Exception):
     """Raised by a test hook to simulate a crash between insert and ack: ends the run."""
+
+
+_ROW_ERRORS = (TypeError, ValueError, OverflowError, struct.error, DataError)
+"""Client-side encoding errors: deterministic for a row, unlike a store that is away."""
+
+
+def _poison_row(table: str, row: Row, err: Exception) -> Row:
+    names = COLUMNS[table]
+    seq = int(row[names.index("stream_seq")]) if "stream_seq" in names else 0
+    idx = int(row[names.index("idx")]) if "idx" in names else WHOLE_MESSAGE
+    error = f"insert into {table}: {type(err).__name__}: {err}"[:2000]
+    return [seq, idx, "", error, repr(row)[:65536], int(time.time() * 1000)]
 
 
 def _messages(batch: list[Msg]) -> list[tuple[int, str, bytes, int]]:

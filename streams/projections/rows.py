@@ -121,6 +121,17 @@ class Rows:
         return self.count()
 
 
+def int_column(value: Any, bits: int = 32) -> int | None:
+    """An optional integer for a signed ``bits`` column: None if absent or not an integer,
+    ValueError if it does not fit (the event becomes poison instead of an insert that can
+    never succeed and would block the projector)."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        return None
+    if not -(2 ** (bits - 1)) <= value < 2 ** (bits - 1):
+        raise ValueError(f"{value} does not fit a {bits}-bit column")
+    return value
+
+
 def parse_time_ms(value: object) -> int | None:
     """An OCPP dateTime (RFC 3339; naive taken as UTC) → ms since the epoch, or None."""
     if not isinstance(value, str):

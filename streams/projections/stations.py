@@ -5,23 +5,19 @@ from __future__ import annotations
 from typing import Any
 
 from streams.projections.meter import Where
-from streams.projections.rows import Row, parse_time_ms
-
-
-def _int_or_none(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+from streams.projections.rows import Row, int_column, parse_time_ms
 
 
 def status_notification(where: Where, payload: dict[str, Any]) -> Row:
     at_ms = parse_time_ms(payload.get("timestamp")) or where.received_ms
     if where.ocpp_version == "1.6":
         evse_id = None
-        connector_id = _int_or_none(payload.get("connectorId"))
+        connector_id = int_column(payload.get("connectorId"))
         status = str(payload.get("status") or "")
         error_code = str(payload.get("errorCode") or "")
     else:
-        evse_id = _int_or_none(payload.get("evseId"))
-        connector_id = _int_or_none(payload.get("connectorId"))
+        evse_id = int_column(payload.get("evseId"))
+        connector_id = int_column(payload.get("connectorId"))
         status = str(payload.get("connectorStatus") or "")
         error_code = ""
     return [

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from streams.projections.meter import Reading, Where, fold_meter_values
-from streams.projections.rows import Row, parse_time_ms
+from streams.projections.rows import Row, int_column, parse_time_ms
 
 
 def fact_row(
@@ -80,10 +80,6 @@ def reading_rows(
     ]
 
 
-def _int_or_none(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
 def start_transaction_16(
     where: Where, payload: dict[str, Any], transaction_id: str | None, corr: str
 ) -> list[Row]:
@@ -96,7 +92,7 @@ def start_transaction_16(
             0,
             "start",
             at_ms,
-            connector_id=_int_or_none(payload.get("connectorId")),
+            connector_id=int_column(payload.get("connectorId")),
             id_token=str(payload.get("idTag") or ""),
             meter_wh=float(payload["meterStart"]),
             role="begin",
@@ -141,7 +137,7 @@ def stop_transaction_16(where: Where, payload: dict[str, Any]) -> tuple[list[Row
 
 
 def meter_values_16(where: Where, payload: dict[str, Any]) -> tuple[list[Row], list[Row]]:
-    connector_id = _int_or_none(payload.get("connectorId"))
+    connector_id = int_column(payload.get("connectorId"))
     raw_id = payload.get("transactionId")
     transaction_id = "" if raw_id is None else str(raw_id)
     meters, readings = fold_meter_values(
@@ -163,7 +159,7 @@ def meter_values_2x(where: Where, payload: dict[str, Any]) -> list[Row]:
     meters, _ = fold_meter_values(
         where,
         payload.get("meterValue"),
-        evse_id=_int_or_none(payload.get("evseId")),
+        evse_id=int_column(payload.get("evseId")),
         connector_id=None,
         transaction_id="",
     )
@@ -181,8 +177,8 @@ def transaction_event_2x(where: Where, payload: dict[str, Any]) -> tuple[list[Ro
     fact = _EVENT_FACT.get(str(payload.get("eventType")), "updated")
     at_ms = parse_time_ms(payload.get("timestamp")) or where.received_ms
     evse = payload.get("evse") or {}
-    evse_id = _int_or_none(evse.get("id"))
-    connector_id = _int_or_none(evse.get("connectorId"))
+    evse_id = int_column(evse.get("id"))
+    connector_id = int_column(evse.get("connectorId"))
     token = payload.get("idToken") or {}
     stop_reason = str(info.get("stoppedReason") or ("Local" if fact == "ended" else ""))
     facts = [
@@ -192,7 +188,7 @@ def transaction_event_2x(where: Where, payload: dict[str, Any]) -> tuple[list[Ro
             0,
             fact,
             at_ms,
-            seq_no=_int_or_none(payload.get("seqNo")),
+            seq_no=int_column(payload.get("seqNo"), 64),
             offline=bool(payload.get("offline")),
             evse_id=evse_id,
             connector_id=connector_id,

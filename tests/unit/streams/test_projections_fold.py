@@ -284,3 +284,17 @@ def test_normalise() -> None:
     assert normalise(1.0, "kvarh", 0) == ("varh", 1000.0)
     assert normalise(1.0, "Hz", 0) == ("Hz", 1.0)
     assert normalise(None, "kWh", 0) == ("Wh", None)
+
+
+def test_values_that_do_not_fit_their_column_make_the_event_poison() -> None:
+    st = ScriptedStation("CS2", version="2.0.1")
+    status = {
+        "timestamp": "2026-01-01T00:00:00Z",
+        "connectorStatus": "Available",
+        "evseId": 2**40,
+        "connectorId": 1,
+    }
+    rows = fold(1, st.answered("StatusNotification", status, {}))
+    assert named(rows, "status_notifications") == []
+    (poison,) = named(rows, "poison_events")
+    assert "32-bit" in poison["error"]

@@ -291,3 +291,26 @@ async def test_list_filters_and_cursor_pages_newest_first(store: Store) -> None:
     )
     assert [t["transaction_id"] for t in window.items] == ["102", "101"]
     assert (await queries.list_transactions(store, station_id="nobody")).items == []
+
+
+async def test_a_row_the_client_cannot_encode_is_poison_not_a_blocked_projector(
+    store: Store,
+) -> None:
+    from streams.projections.projector import Projector
+    from streams.projections.rows import COLUMNS
+
+    st, stream = ScriptedStation("CP1"), Stream()
+    mv = {"connectorId": 1, "meterValue": [meter_value("2026-01-01T10:00:00Z", sampled_16("1"))]}
+    for _ in range(3):
+        stream.add(*st.answered("MeterValues", mv, {}))
+    batch = [(seq, "s", envelope.encode_many(evs), 0) for seq, evs in stream.messages]
+    rows = fold_batch(batch).tables["meter_values"]
+    multiplier = COLUMNS["meter_values"].index("multiplier")
+    rows[1][multiplier] = 1000  # past Int8: only the client notices
+    projector = Projector(None, store)  # type: ignore[arg-type]  # no NATS needed here
+    await projector._insert_table("meter_values", rows)
+    kept = await store.query("SELECT stream_seq FROM meter_values ORDER BY stream_seq")
+    assert [r["stream_seq"] for r in kept] == [1, 3]
+    (poison,) = await store.query("SELECT stream_seq, error FROM poison_events")
+    assert poison["stream_seq"] == 2
+    assert "meter_values" in poison["error"]
