@@ -181,9 +181,10 @@ async def start(settings: Settings) -> Running:
     await commands.start()
     running = Running(settings, gateway, publisher, nc, url, embedded, registry=registry)
     running.presence, running.commands, running.tokens = presence, commands, tokens
-    running.projections = await start_projections(
-        url, settings.clickhouse_url or default_clickhouse_url(settings.data_dir)
-    )
+    if settings.projections:
+        running.projections = await start_projections(
+            url, settings.clickhouse_url or default_clickhouse_url(settings.data_dir)
+        )
     running.services, running.api = await _serve_api(running)
     return running
 

@@ -19,6 +19,9 @@ class Settings:
     nats_url: str | None = None
     """None: start an embedded nats-server under data_dir."""
     clickhouse_url: str | None = None
+    projections: bool = True
+    """Run the projector in this process (off: a gateway-only process, e.g. when projections run
+    elsewhere, or in the gateway throughput benchmark)."""
     heartbeat_interval_s: int = 300
     ping_interval_s: float = 60.0
     """Idle time before the gateway pings a station."""
