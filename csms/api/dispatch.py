@@ -34,6 +34,9 @@ class CommandResult(msgspec.Struct, kw_only=True):
     description: str | None = None
 
 
+MAX_STATION_ID: Final = 255
+"""The gateway refuses longer identities (1.6 sets no limit; 2.x allows 48)."""
+
 HTTP_OF: Final = {
     "answered": 200,
     "call_error": 502,
@@ -58,6 +61,8 @@ SLUG_OF: Final = {
 async def find_station(services: ApiServices, station_id: str) -> StationPresence:
     """The station's presence, connected or not; 404 if it was never seen. 2.x identities are
     case-insensitive (sessions key them lower-cased)."""
+    if not 0 < len(station_id) <= MAX_STATION_ID:
+        raise ProblemError(404, "station-unknown", "no station has an identity of that length")
     presence = await services.presence.get(station_id)
     if presence is None and station_id != station_id.lower():
         presence = await services.presence.get(station_id.lower())

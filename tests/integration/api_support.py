@@ -17,6 +17,8 @@ import httpx
 from streams.embedded import free_port
 from tests.integration.station import Station
 
+NOW = "2026-11-21T10:00:00Z"
+
 Reply = tuple[str, Any] | None
 """("result", payload) | ("error", (code, description)) | None (stay silent)."""
 Answer = Callable[[str, dict[str, Any]], Reply]
@@ -109,6 +111,26 @@ class AnsweringStation:
             await self.station.close()
 
 
+def report_transaction(station: AnsweringStation, action: str, payload: dict[str, Any]) -> None:
+    """What a charger does after accepting a remote start: it starts the transaction."""
+    if action == "RemoteStartTransaction":
+        start = {"connectorId": 1, "idTag": payload["idTag"], "meterStart": 0, "timestamp": NOW}
+        station.station.send_text(json.dumps([2, "start-1", "StartTransaction", start]))
+    elif action == "RequestStartTransaction":
+        event = {
+            "eventType": "Started",
+            "timestamp": NOW,
+            "triggerReason": "RemoteStart",
+            "seqNo": 0,
+            "transactionInfo": {
+                "transactionId": "tx-77",
+                "remoteStartId": payload["remoteStartId"],
+            },
+            "idToken": payload["idToken"],
+        }
+        station.station.send_text(json.dumps([2, "te-1", "TransactionEvent", event]))
+
+
 @contextlib.asynccontextmanager
 async def api_client(base_url: str, key: str | None = None) -> AsyncIterator[httpx.AsyncClient]:
     headers = {"Authorization": f"Bearer {key}"} if key else {}
@@ -142,9 +164,10 @@ async def wait_connected(
 class Process:
     """A ``csms`` subprocess started by a test; ``stop`` sends SIGTERM and waits."""
 
-    def __init__(self, process: asyncio.subprocess.Process, port: int) -> None:
+    def __init__(self, process: asyncio.subprocess.Process, port: int, api_port: int = 0) -> None:
         self.process = process
         self.port = port
+        self.api_url = f"http://127.0.0.1:{api_port or port}"
 
     async def stop(self) -> int:
         if self.process.returncode is None:
@@ -156,7 +179,7 @@ class Process:
         return await self.process.wait()
 
 
-async def start_process(args: list[str], ready: bytes, port: int) -> Process:
+async def start_process(args: list[str], ready: bytes, port: int, api_port: int = 0) -> Process:
     """Run ``python -m csms ARGS`` until it prints ``ready`` (30 s at most)."""
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "csms", *args,
@@ -177,14 +200,14 @@ async def start_process(args: list[str], ready: bytes, port: int) -> Process:
         process.kill()
         await process.wait()
         raise
-    return Process(process, port)
+    return Process(process, port, api_port)
 
 
 async def start_gateway(data_dir: Path, nats_url: str) -> Process:
-    ocpp_port = free_port()
+    ocpp_port, api_port = free_port(), free_port()
     args = ["serve", "--host", "127.0.0.1", "--ocpp-port", str(ocpp_port)]
-    args += ["--api-port", str(free_port()), "--data-dir", str(data_dir), "--nats-url", nats_url]
-    return await start_process(args, b"csms: NATS", ocpp_port)
+    args += ["--api-port", str(api_port), "--data-dir", str(data_dir), "--nats-url", nats_url]
+    return await start_process(args, b"csms: NATS", ocpp_port, api_port)
 
 
 async def start_api(nats_url: str) -> Process:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -12,38 +11,17 @@ from csms import app
 from tests.integration.api_support import (
     AnsweringStation,
     api_client,
+    report_transaction,
     until,
     wait_connected,
 )
 from tests.integration.conftest import ws_url
-
-NOW = "2026-11-21T10:00:00Z"
 
 
 @pytest.fixture
 async def client(csms: app.Running) -> AsyncIterator[Any]:
     async with api_client(f"http://127.0.0.1:{csms.settings.api_port}") as http:
         yield http
-
-
-def report_transaction(station: AnsweringStation, action: str, payload: dict[str, Any]) -> None:
-    """What a charger does after accepting a remote start: it starts the transaction."""
-    if action == "RemoteStartTransaction":
-        start = {"connectorId": 1, "idTag": payload["idTag"], "meterStart": 0, "timestamp": NOW}
-        station.station.send_text(json.dumps([2, "start-1", "StartTransaction", start]))
-    elif action == "RequestStartTransaction":
-        event = {
-            "eventType": "Started",
-            "timestamp": NOW,
-            "triggerReason": "RemoteStart",
-            "seqNo": 0,
-            "transactionInfo": {
-                "transactionId": "tx-77",
-                "remoteStartId": payload["remoteStartId"],
-            },
-            "idToken": payload["idToken"],
-        }
-        station.station.send_text(json.dumps([2, "te-1", "TransactionEvent", event]))
 
 
 CASES_16: list[tuple[str, str, dict[str, Any], tuple[str, dict[str, Any]]]] = [
