@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from streams.embedded import EmbeddedNats
 from tests.integration.api_support import (
@@ -139,4 +142,32 @@ async def test_api_keys_managed_by_cli(tmp_path: Path, nats_server: EmbeddedNats
             async with api_client(base, other) as still_valid:
                 assert (await still_valid.get("/api/v1/stations")).status_code == 200
     finally:
+        await api.stop()
+
+
+async def test_killed_gateway_leaves_no_ghosts_and_no_hang(
+    tmp_path: Path, nats_server: EmbeddedNats, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGKILL: no session closes, no presence update. The node's beat stops, so its stations
+    turn offline; meanwhile commands get an answer at once (no responders), never a hang."""
+    monkeypatch.setenv("CSMS_PRESENCE_BEAT_S", "0.2")  # stale after 3 missed beats: 0.6 s
+    gateway = await start_gateway(tmp_path / "a", nats_server.url)
+    api = await start_api(nats_server.url)
+    station = await AnsweringStation.connect(
+        f"ws://127.0.0.1:{gateway.port}/ocpp/CP-GHOST", "ocpp1.6", silent
+    )
+    try:
+        async with api_client(f"http://127.0.0.1:{api.port}") as client:
+            await wait_connected(client, "CP-GHOST")
+            gateway.process.kill()
+            await gateway.process.wait()
+            asked = time.monotonic()
+            response = await client.post(
+                "/api/v1/stations/CP-GHOST/commands/ClearCache?wait=30", json={}
+            )
+            assert response.status_code == 404  # nobody serves that node any more
+            assert time.monotonic() - asked < 10  # not the 30 s of ?wait=
+            await wait_connected(client, "CP-GHOST", connected=False)
+    finally:
+        await station.close()
         await api.stop()
