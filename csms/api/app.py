@@ -58,6 +58,7 @@ def build_app(services: Services, store: Any = None) -> Litestar:
         "services": Provide(lambda: services, use_cache=True, sync_to_thread=False)
     }
     routers: list[Any] = [Router("/api/v1", route_handlers=api_handlers, guards=[require_api_key])]
+    services.store = store
     if store is not None:
         # The projections' routes (their module; imported only when a store exists).
         analytics = importlib.import_module("csms.api.analytics")

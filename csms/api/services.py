@@ -34,6 +34,8 @@ class ApiServices:
     default_wait_s: float = 30.0
     max_wait_s: float = 300.0
     bulk_concurrency: int = 64
+    store: Any = None
+    """The projections' ``streams.store.Store`` (boot info, connector status), if any."""
     background: set[asyncio.Task[None]] = field(default_factory=set)
 
     @classmethod

@@ -8,7 +8,13 @@ from typing import Any
 import pytest
 
 from csms import app
-from tests.integration.api_support import AnsweringStation, Reply, api_client, wait_connected
+from tests.integration.api_support import (
+    AnsweringStation,
+    Reply,
+    api_client,
+    until,
+    wait_connected,
+)
 from tests.integration.conftest import ws_url
 
 
@@ -132,8 +138,6 @@ async def test_wait0_returns_202_then_answered(csms: app.Running, client: Any) -
             polled = await client.get(f"/api/v1/commands/{command_id}")
             return bool(polled.json()["status"] == "answered")
 
-        from tests.integration.api_support import until
-
         await until(answered)
     finally:
         await station.close()
@@ -149,3 +153,55 @@ async def test_unknown_and_offline_are_404(csms: app.Running, client: Any) -> No
     offline = await client.post("/api/v1/stations/CP-gone/commands/ClearCache", json={})
     assert offline.status_code == 404
     assert offline.json()["type"].endswith("station-offline")
+
+
+async def test_station_shows_boot_info_and_connector_status(csms: app.Running, client: Any) -> None:
+    station = await AnsweringStation.connect(ws_url(csms, "CP-FACTS"), "ocpp1.6")
+    try:
+        boot = {"chargePointVendor": "Acme", "chargePointModel": "X1", "firmwareVersion": "1.2"}
+        assert (await station.call("BootNotification", boot, "b1"))[0] == 3
+        status = {"connectorId": 1, "errorCode": "GroundFailure", "status": "Faulted"}
+        assert (await station.call("StatusNotification", status, "s1"))[0] == 3
+
+        async def projected() -> Any:  # the projector folds the stream into the store
+            body = (await client.get("/api/v1/stations/CP-FACTS")).json()
+            return body if body.get("boot") and body.get("connectors") else None
+
+        body = await until(projected, timeout_s=30)
+        assert body["connected"] is True
+        assert body["ocpp_version"] == "1.6"
+        assert body["boot"]["vendor"] == "Acme"
+        assert body["boot"]["model"] == "X1"
+        [connector] = body["connectors"]
+        assert connector["status"] == "Faulted"
+        assert connector["connector_id"] == 1
+        faulted = await client.get("/api/v1/stations", params={"status": "Faulted"})
+        assert [s["station_id"] for s in faulted.json()["items"]] == ["CP-FACTS"]
+        available = await client.get("/api/v1/stations", params={"status": "Available"})
+        assert available.json()["items"] == []
+    finally:
+        await station.close()
+
+
+async def test_station_list_pages_with_a_cursor(csms: app.Running, client: Any) -> None:
+    stations = [
+        await AnsweringStation.connect(ws_url(csms, f"CP-PAGE-{n}"), "ocpp1.6") for n in range(5)
+    ]
+    try:
+        for n in range(5):
+            await wait_connected(client, f"CP-PAGE-{n}")
+        seen: list[str] = []
+        cursor = None
+        while True:
+            params: dict[str, Any] = {"limit": 2, **({"cursor": cursor} if cursor else {})}
+            page = (await client.get("/api/v1/stations", params=params)).json()
+            seen += [s["station_id"] for s in page["items"]]
+            cursor = page["next_cursor"]
+            if cursor is None:
+                break
+        assert seen == [f"CP-PAGE-{n}" for n in range(5)]
+        bad = await client.get("/api/v1/stations", params={"cursor": "%%%"})
+        assert bad.status_code == 400
+    finally:
+        for station in stations:
+            await station.close()
