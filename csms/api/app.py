@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import importlib
 import logging
+import socket
 from collections.abc import Generator
 from typing import Any
 
@@ -94,6 +95,12 @@ class _Server(uvicorn.Server):
     def capture_signals(self) -> Generator[None, None, None]:
         yield
 
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        try:
+            await super().startup(sockets)
+        except SystemExit:  # uvicorn exits the process when it cannot bind: not ours to end
+            raise RuntimeError(f"cannot listen on {self.config.host}:{self.config.port}") from None
+
 
 class ApiServer:
     """Serve an app on ``host:port`` as a task of the running loop; ``stop`` is bounded."""
@@ -106,12 +113,13 @@ class ApiServer:
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
+        """Return once the socket listens; raise if it cannot (e.g. the port is in use)."""
         self._task = asyncio.get_running_loop().create_task(self._server.serve())
         while not self._server.started:
             if self._task.done():
-                self._task.result()  # raises why it could not start (port in use, ...)
-                raise RuntimeError("the API server stopped during start")
-            await asyncio.sleep(0.01)
+                reason = self._task.exception() if not self._task.cancelled() else None
+                raise RuntimeError(f"the API server did not start: {reason}")
+            await asyncio.sleep(0.01)  # uvicorn offers no start event to await
 
     async def stop(self, timeout_s: float = 5.0) -> None:
         if self._task is None:
