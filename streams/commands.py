@@ -8,9 +8,9 @@ is answered ``not_here`` by its old node; the router then re-reads presence once
 station to its new node) before giving up with ``offline``.
 
 :class:`CommandLog` keeps every command's status in a KV bucket (any API process can answer a
-poll) and appends one ``csms.command`` event per finished command to the stream, on
-``csms.evt.v1.cmd.<token(station)>`` (station frames use one token after the prefix, so the two
-never collide).
+poll) and appends one event per finished command to the station's own subject in the stream: a
+``FrameEvent`` of kind ``command`` whose ``raw`` is the ``csms.command`` record (who asked, the
+payload, the outcome), so the station's timeline shows its commands between its frames.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Final
 
@@ -40,13 +41,14 @@ from csms.domain.commands import (
     CommandRequest,
     Status,
 )
+from csms.domain.events import FrameEvent
+from streams import envelope
 from streams.presence import PresenceReader, utc_now
-from streams.subjects import PREFIX, token
+from streams.subjects import subject, token
 
 log = logging.getLogger(__name__)
 
 COMMAND_PREFIX: Final = "csms.cmd.v1"
-EVENT_PREFIX: Final = f"{PREFIX}.cmd"
 BUCKET: Final = "CSMS_COMMANDS"
 REPLY_MARGIN_S: Final = 2.0
 """Added to a command's timeout for the NATS request: the gateway's own deadline comes first."""
@@ -182,12 +184,14 @@ class CommandLog:
             return None
         return _record.decode(entry.value) if entry.value else None
 
-    async def finish(self, record: CommandRecord, outcome: CommandOutcome) -> None:
+    async def finish(
+        self, record: CommandRecord, outcome: CommandOutcome, ocpp_version: str = ""
+    ) -> None:
         """Store the final status, then the stream event (deduplicated by command id)."""
         status: Status = STATUS_OF[outcome.outcome]
         record.status, record.outcome, record.updated_at = status, outcome, utc_now()
         await self.put(record)
-        event = CommandRecorded(
+        recorded = CommandRecorded(
             command_id=record.command_id,
             station_id=record.station_id,
             action=record.action,
@@ -197,8 +201,24 @@ class CommandLog:
             finished_at=record.updated_at,
             outcome=outcome,
         )
+        event = FrameEvent(
+            event_id=f"cmd-{record.command_id}",
+            kind="command",
+            station_id=record.station_id,
+            ocpp_version=ocpp_version,
+            direction="out",
+            message_type=0,
+            unique_id=record.command_id,
+            action=record.action,
+            raw=_encode(recorded).decode(),
+            received_at_ns=time.time_ns(),
+            node_id=outcome.node_id or "",
+            session_id="",
+            seq=0,
+            reason=f"{outcome.outcome}, requested by {record.requested_by}",
+        )
         await self._js.publish(
-            f"{EVENT_PREFIX}.{token(record.station_id)}",
-            _encode(event),
-            headers={"Nats-Msg-Id": f"cmd-{record.command_id}"},
+            subject(record.station_id),
+            envelope.encode(event),
+            headers={"Nats-Msg-Id": event.event_id},
         )

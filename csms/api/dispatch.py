@@ -112,7 +112,7 @@ def new_record(station_id: str, action: str, payload: dict[str, Any], by: str) -
 
 
 async def execute(
-    services: ApiServices, record: CommandRecord, timeout_s: float, track: bool
+    services: ApiServices, record: CommandRecord, timeout_s: float, track: bool, version: str
 ) -> CommandOutcome:
     """Send and wait (every wait bounded by ``timeout_s`` plus the router's margin); store the
     outcome and its stream event. ``track``: also store ``pending``/``sent`` (polled commands)."""
@@ -134,7 +134,7 @@ async def execute(
     outcome = await services.router.send(request, on_sent=sent)
     COMMANDS.labels(record.action, outcome.outcome).inc()
     COMMAND_LATENCY.labels(outcome.outcome).observe(time.perf_counter() - started)
-    await services.log.finish(record, outcome)
+    await services.log.finish(record, outcome, version)
     return outcome
 
 
@@ -198,10 +198,11 @@ async def run_on(
     record = new_record(presence.station_id, action, payload, requested_by)
     if wait_s <= 0:
         await services.log.put(record)
-        services.spawn(_background(services, record))
+        services.spawn(_background(services, record, presence.ocpp_version))
         return record, None
-    return record, await execute(services, record, wait_s, track=False)
+    version = presence.ocpp_version
+    return record, await execute(services, record, wait_s, track=False, version=version)
 
 
-async def _background(services: ApiServices, record: CommandRecord) -> None:
-    await execute(services, record, services.default_wait_s, track=True)
+async def _background(services: ApiServices, record: CommandRecord, version: str) -> None:
+    await execute(services, record, services.default_wait_s, track=True, version=version)

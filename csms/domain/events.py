@@ -13,8 +13,9 @@ import msgspec
 EVENT_TYPE: Final = "csms.frame"
 EVENT_VERSION: Final = 1
 
-Kind = Literal["frame", "connected", "disconnected", "security"]
-"""``security``: a refused connection (``reason`` = event type and why; no session)."""
+Kind = Literal["frame", "connected", "disconnected", "security", "command"]
+"""``security``: a refused connection (``reason`` = event type and why; no session).
+``command``: an operator's command and its outcome (``raw`` = a ``csms.command`` record)."""
 Direction = Literal["in", "out"]
 
 

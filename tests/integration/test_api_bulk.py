@@ -6,14 +6,11 @@ import asyncio
 import time
 
 import msgspec
-import nats
 
 from csms import app
 from csms.domain.commands import CommandRecorded
-from streams.commands import EVENT_PREFIX
-from streams.subjects import STREAM, token
 from tests.integration.api_support import AnsweringStation, api_client, until
-from tests.integration.conftest import ws_url
+from tests.integration.conftest import read_all_events, ws_url
 
 STATIONS = 1000
 
@@ -82,16 +79,13 @@ async def test_commands_are_events_and_metrics(csms: app.Running) -> None:
             assert "CP-EVT" not in metrics  # never a station id as a label
     finally:
         await station.close()
-    nc = await nats.connect(csms.nats_url)
-    try:
-        js = nc.jetstream()
-        sub = await js.pull_subscribe(f"{EVENT_PREFIX}.{token('CP-EVT')}", stream=STREAM)
-        [message] = await sub.fetch(1, timeout=5)
-        event = msgspec.json.decode(message.data, type=CommandRecorded)
-        assert event.command_id == command_id
-        assert event.action == "ClearCache"
-        assert event.requested_by == "anonymous"
-        assert event.outcome.outcome == "answered"
-        assert event.outcome.result == {"status": "Accepted"}
-    finally:
-        await nc.close()
+    events = await read_all_events(csms.nats_url, "CP-EVT")
+    [event] = [e for e in events if e.kind == "command"]  # beside the frames it caused
+    assert event.event_id == f"cmd-{command_id}"
+    assert event.action == "ClearCache"
+    record = msgspec.json.decode(event.raw, type=CommandRecorded)
+    assert record.requested_by == "anonymous"
+    assert record.outcome.outcome == "answered"
+    assert record.outcome.result == {"status": "Accepted"}
+    frames = [(e.direction, e.message_type, e.action) for e in events if e.kind == "frame"]
+    assert ("out", 2, "ClearCache") in frames
