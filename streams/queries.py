@@ -15,9 +15,8 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import msgspec
-from clickhouse_connect.driver.exceptions import DatabaseError
 
-from streams.store import Store
+from streams.store import StatementError, Store
 
 MAX_LIMIT: Final = 1000
 
@@ -473,5 +472,5 @@ async def read_only_query(
     settings only, no writes, no DDL)."""
     try:
         return await store.read_only_query(check_read_only(sql), parameters)
-    except DatabaseError as err:  # the operator's SQL: a bad request, not a server fault
-        raise QueryError(str(err).split("\n")[0]) from err
+    except StatementError as err:  # the operator's SQL: a bad request, not a server fault
+        raise QueryError(str(err)) from err

@@ -28,6 +28,12 @@ from urllib.parse import parse_qs, unquote, urlparse
 
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.exceptions import (
+    ClickHouseError,
+    DatabaseError,
+    DataError,
+    OperationalError,
+)
 
 T = TypeVar("T")
 
@@ -83,7 +89,12 @@ def _utc(value: Any) -> Any:
 
 
 class StoreError(RuntimeError):
-    """The store could not be opened or a statement failed."""
+    """The store could not be opened, is away, or refused a statement."""
+
+
+class StatementError(StoreError):
+    """The engine refused the statement itself (syntax, unknown column, read-only mode): the
+    caller's fault, not the store's state."""
 
 
 class Store:
@@ -124,10 +135,24 @@ class Store:
         return cls(client, target, executor)
 
     async def _run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run on the worker thread. Engine errors become :class:`StoreError` (or
+        :class:`StatementError`); the client's own errors about a value it cannot encode
+        (``DataError``, ``TypeError``, ``ValueError``, …) pass unchanged."""
         if self._closed:
             raise StoreError("store is closed")
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
+        try:
+            return await loop.run_in_executor(
+                self._executor, functools.partial(fn, *args, **kwargs)
+            )
+        except DataError:
+            raise
+        except OperationalError as err:
+            raise StoreError(_first_line(err)) from err
+        except DatabaseError as err:
+            raise StatementError(_first_line(err)) from err
+        except ClickHouseError as err:
+            raise StoreError(_first_line(err)) from err
 
     async def command(
         self, sql: str, parameters: Mapping[str, Any] | None = None, database: str | None = None
@@ -227,6 +252,10 @@ class Store:
         self._closed = True
         if self._own_executor:
             self._executor.shutdown(wait=True)
+
+
+def _first_line(err: Exception) -> str:
+    return str(err).strip().split("\n")[0]
 
 
 def _connect(target: StoreUrl) -> Client:
