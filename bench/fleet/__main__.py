@@ -1,0 +1,100 @@
+"""Run a simulated fleet against any CSMS.
+
+    python -m bench.fleet --url ws://host:port/ocpp --stations N --scenario NAME
+        [--version 1.6|2.0.1|2.1] [--duration S] [--prefix ID_PREFIX] [--quiet] [--json OUT]
+    python -m bench.fleet --list
+
+Station i connects to ``<url>/<prefix><i>``. A progress line goes to stderr every second; at the
+end a summary goes to stderr and the ``FleetResult`` as one JSON line to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import msgspec
+import uvloop
+
+from bench.fleet import scenario as scenarios
+from bench.fleet.fleet import Fleet
+from bench.fleet.model import FleetResult
+from bench.load.sim import raise_nofile
+
+FD_HEADROOM = 256
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="csms simulate", description=__doc__.split("\n")[0])
+    p.add_argument("--url", help="ws://host:port/path; /<prefix><i> is added per station")
+    p.add_argument("--stations", type=int, default=10)
+    p.add_argument("--scenario", default="steady", help="a name in bench/scenarios or a .toml")
+    p.add_argument("--version", choices=["1.6", "2.0.1", "2.1"], default="1.6")
+    p.add_argument("--duration", type=float, help="measured seconds (default: the scenario's)")
+    p.add_argument("--prefix", default="sim", help="station ids are <prefix><index>")
+    p.add_argument("--quiet", action="store_true", help="no progress line")
+    p.add_argument("--json", type=Path, help="also write the result here")
+    p.add_argument("--list", action="store_true", help="list the scenarios and exit")
+    return p
+
+
+def summary(result: FleetResult) -> str:
+    boot = result.boot
+    lines = [
+        f"{result.scenario}, OCPP {result.version}, {result.stations:,} stations, "
+        f"window {result.duration_s:.1f} s",
+        f"  boot: {boot.connected:,} connected, {boot.accepted:,} accepted; all connected "
+        f"{boot.all_connected_s} s, all accepted {boot.all_accepted_s} s, "
+        f"{boot.handshakes_per_s:,.0f} handshakes/s",
+        f"  answered in window: {result.window_answered:,} ({result.answered_per_s:,.0f}/s); "
+        f"latency p50 {result.latency.p50} ms, p99 {result.latency.p99} ms, "
+        f"max {result.latency.max} ms",
+        f"  transactions: {result.transactions_started:,} started, "
+        f"{result.transactions_completed:,} completed; reconnects {result.reconnects:,}, "
+        f"retries {result.retries:,}, replayed {result.replayed:,}",
+        f"  CALLERRORs {result.callerrors or 0}, timeouts {result.timeouts or 0}, "
+        f"other {result.errors or 0}, commands answered {result.commands or 0}",
+    ]
+    lines += [
+        f"  burst {b.at}: {b.answered:,}/{b.sent:,} answered in {b.all_answered_s} s"
+        for b in result.bursts
+    ]
+    lines.append(f"  simulator CPU {result.sim_cpu:.0%}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> int:
+    args = parser().parse_args(argv)
+    if args.list:
+        for name in scenarios.names():
+            found = scenarios.load(name)
+            stub = f"  [stub: {found.needs}]" if found.status == "stub" else ""
+            print(f"{name}: {found.description}{stub}")
+        return 0
+    if not args.url:
+        print("csms simulate: --url is required", file=sys.stderr)
+        return 2
+    try:
+        scenario = scenarios.load(args.scenario)
+    except (ValueError, msgspec.ValidationError) as err:
+        print(f"csms simulate: {err}", file=sys.stderr)
+        return 2
+    if scenario.status == "stub":
+        print(
+            f"csms simulate: {scenario.name} is not runnable yet: {scenario.needs}", file=sys.stderr
+        )
+        return 2
+    raise_nofile(args.stations + FD_HEADROOM)
+    fleet = Fleet(args.url, scenario, args.version, args.stations, args.prefix, not args.quiet)
+    result = uvloop.run(fleet.run(args.duration))
+    print(summary(result), file=sys.stderr)
+    encoded = msgspec.json.encode(result)
+    if args.json:
+        args.json.write_bytes(msgspec.json.format(encoded) + b"\n")
+    print(encoded.decode(), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
