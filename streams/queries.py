@@ -55,13 +55,27 @@ def _encode_cursor(values: list[Any]) -> str:
     return base64.urlsafe_b64encode(json.dumps(values).encode()).decode()
 
 
-def _decode_cursor(cursor: str, size: int) -> list[Any]:
+_I64 = (-(2**63), 2**63 - 1)
+_U32 = (0, 2**32 - 1)
+_U64 = (0, 2**63 - 1)
+
+
+def _decode_cursor(cursor: str, kinds: tuple[tuple[int, int] | None, ...]) -> list[Any]:
+    """A cursor's values, checked: a ``(low, high)`` kind is an integer in that range, None a
+    string. Anything else is a QueryError (400), never an engine error."""
     try:
         values = json.loads(base64.urlsafe_b64decode(cursor.encode()))
     except (ValueError, TypeError) as err:
         raise QueryError("bad cursor") from err
-    if not isinstance(values, list) or len(values) != size:
+    if not isinstance(values, list) or len(values) != len(kinds):
         raise QueryError("bad cursor")
+    for value, kind in zip(values, kinds, strict=True):
+        if kind is None:
+            ok = isinstance(value, str)
+        else:
+            ok = type(value) is int and kind[0] <= value <= kind[1]
+        if not ok:
+            raise QueryError("bad cursor")
     return values
 
 
@@ -172,7 +186,7 @@ async def list_transactions(
         conds.append("status = {status:String}")
         params["status"] = status
     if cursor:
-        at_ms, c_station, c_tx = _decode_cursor(cursor, 3)
+        at_ms, c_station, c_tx = _decode_cursor(cursor, (_I64, None, None))
         conds.append(
             "(sort_at, station_id, transaction_id) < "
             "(fromUnixTimestamp64Milli({c_at:Int64}, 'UTC'), {c_station:String}, {c_tx:String})"
@@ -258,7 +272,7 @@ async def list_meter_values(
     _time_conds(conds, params, "sampled_at", since, until)
     order = "ASC" if oldest_first else "DESC"
     if cursor:
-        at_ms, c_seq, c_station = _decode_cursor(cursor, 3)
+        at_ms, c_seq, c_station = _decode_cursor(cursor, (_I64, _U64, None))
         op = ">" if oldest_first else "<"
         conds.append(
             f"(sampled_at, version, station_id) {op} "
@@ -345,7 +359,7 @@ async def list_events(
         conds.append("received_at < fromUnixTimestamp64Milli({until:Int64}, 'UTC')")
         params["until"] = _ms(until)
     if cursor:
-        c_seq, c_idx = _decode_cursor(cursor, 2)
+        c_seq, c_idx = _decode_cursor(cursor, (_U64, _U32))
         conds.append("(stream_seq, idx) < ({c_seq:UInt64}, {c_idx:UInt32})")
         params.update(c_seq=int(c_seq), c_idx=int(c_idx))
     where = f"WHERE {' AND '.join(conds)}" if conds else ""

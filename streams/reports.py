@@ -144,8 +144,8 @@ async def faults(store: Store, f: ReportFilters) -> list[dict[str, Any]]:
 
 
 async def silent_stations(store: Store, f: ReportFilters) -> list[dict[str, Any]]:
-    if f.minutes < 0:
-        raise QueryError("minutes must be >= 0")
+    if not 0 <= f.minutes < 2**32:
+        raise QueryError("minutes must be 0..4294967295")
     params: dict[str, Any] = {"minutes": f.minutes}
     station = ""
     if f.station_id:

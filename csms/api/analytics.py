@@ -21,6 +21,7 @@ from litestar.params import FromPath, FromQuery, JSONBody
 from csms.api.problems import ProblemError
 from streams import queries
 from streams.reports import REPORTS, ReportFilters, run_report
+from streams.store import StatementError, StoreError
 from streams.store import Store as StoreAdapter
 
 T = TypeVar("T")
@@ -46,10 +47,13 @@ def _time(name: str, text: str | None) -> dt.datetime | None:
 
 
 async def _answer(pending: Awaitable[T]) -> T:
+    """Bad filters and statements are 400; a store that is away is 503."""
     try:
         return await pending
-    except queries.QueryError as err:
+    except (queries.QueryError, StatementError) as err:
         raise ProblemError(400, "bad-query", str(err)) from err
+    except StoreError as err:
+        raise ProblemError(503, "store-unavailable", str(err)) from err
 
 
 @get("/transactions", summary="Transactions, newest first")

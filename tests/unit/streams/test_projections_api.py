@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -98,6 +100,13 @@ async def test_meter_values_and_station_status(client: AsyncTestClient[Any]) -> 
     assert status[0]["connected"] is True
 
 
+async def test_bad_report_parameters_are_400(client: AsyncTestClient[Any]) -> None:
+    answer = await client.get("/api/v1/reports/silent-stations", params={"minutes": 2**40})
+    assert answer.status_code == 400
+    events = await client.get("/api/v1/events", params={"cursor": "WzEsIDJd"})  # [1, 2]
+    assert events.status_code == 200
+
+
 async def test_reports_and_query(client: AsyncTestClient[Any]) -> None:
     names = (await client.get("/api/v1/reports")).json()["items"]
     for name in names:
@@ -115,6 +124,13 @@ async def test_reports_and_query(client: AsyncTestClient[Any]) -> None:
 
 
 async def test_bad_filters_are_400(client: AsyncTestClient[Any]) -> None:
-    for params in ({"since": "yesterday"}, {"status": "sleeping"}, {"limit": 0}, {"cursor": "x"}):
+    wrong = base64.urlsafe_b64encode(json.dumps(["a", 1, 2]).encode()).decode()
+    for params in (
+        {"since": "yesterday"},
+        {"status": "sleeping"},
+        {"limit": 0},
+        {"cursor": "x"},
+        {"cursor": wrong},
+    ):
         answer = await client.get("/api/v1/transactions", params=params)
         assert answer.status_code == 400, params
