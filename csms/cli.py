@@ -81,6 +81,25 @@ def _serve(args: argparse.Namespace) -> int:
 
 Command = Callable[[argparse.Namespace], int]
 
+BENCH_TOOLS = {
+    "simulate": "a simulated station fleet against any CSMS (bench/fleet; --help)",
+    "bench": "a benchmark beside the references: load, boot-storm, micro, projections (--help)",
+}
+
+
+def _bench_tool(name: str) -> Command:
+    """A tool of bench/ (a source checkout only: the wheel does not ship it)."""
+
+    def run(args: argparse.Namespace) -> int:
+        try:
+            from bench import cli as bench_cli
+        except ModuleNotFoundError:
+            print(f"csms {name}: needs a source checkout (bench/)", file=sys.stderr)
+            return 2
+        return bench_cli.run(name, args.rest)
+
+    return run
+
 
 def _parser() -> tuple[argparse.ArgumentParser, dict[str, Command]]:
     parser = argparse.ArgumentParser(prog="csms", description="Event-sourced OCPP CSMS core")
@@ -113,10 +132,17 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, Command]]:
     }
     commands.update(api_cli.COMMANDS)
     commands.update(analytics_cli.add_parsers(sub))
+    for name, text in BENCH_TOOLS.items():
+        tool = sub.add_parser(name, help=text, add_help=False)
+        tool.add_argument("rest", nargs=argparse.REMAINDER)
+        commands[name] = _bench_tool(name)
     return parser, commands
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    words = list(sys.argv[1:] if argv is None else argv)
+    if words and words[0] in BENCH_TOOLS:  # their options are theirs: not parsed here
+        return _bench_tool(words[0])(argparse.Namespace(rest=words[1:]))
     parser, commands = _parser()
     args = parser.parse_args(argv)
     return commands[args.command](args)
