@@ -374,3 +374,42 @@ async def test_serve_projects_the_gateway_and_keeps_it_across_a_restart(
         assert [(t["transaction_id"], t["status"]) for t in page.items] == [(tx, "completed")]
     finally:
         await again.stop()
+
+
+async def test_the_projector_recovers_by_itself_after_nats_dies(
+    nats_server: EmbeddedNats, store: Store
+) -> None:
+    """SIGKILL nats-server under the projector, start it again on the same port and store:
+    the projector reconnects, and everything published before and after is projected once."""
+    nc: NatsClient = await nats.connect(
+        nats_server.url, max_reconnect_attempts=-1, reconnect_time_wait=0.1
+    )
+    js = nc.jetstream()
+    await ensure_stream(js, StreamSettings())
+    messages = history(stations=2, transactions=2)
+    half = len(messages) // 2
+    projector = Projector(js, store, FAST)
+    projector.start()
+    again: EmbeddedNats | None = None
+    try:
+        first = await publish(js, messages[:half])
+        await projected(store, projector, first)
+        await nats_server.kill()
+        again = EmbeddedNats(nats_server.store_dir, port=nats_server.port)
+        await again.start()
+
+        async def connected() -> bool:
+            return nc.is_connected
+
+        await until(connected)
+        last = await publish(js, messages[half:])
+        await projected(store, projector, last)
+    finally:
+        await projector.stop()
+        await nc.close()
+        if again is not None:
+            await again.stop()
+    page = await queries.list_transactions(store, limit=100)
+    assert len(page.items) == 2 * 2 + 1
+    (row,) = await store.query("SELECT count() AS n FROM events FINAL")
+    assert row["n"] == sum(len(m) for m in messages)
