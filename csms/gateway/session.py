@@ -59,6 +59,28 @@ class SessionConfig:
 class StationSession(WSListener):
     """The listener of one station connection (see the module docstring)."""
 
+    __slots__ = (
+        "_answered",
+        "_backlog",
+        "_busy",
+        "_call_lock",
+        "_closed",
+        "_done",
+        "_fragments",
+        "_on_closed",
+        "_paused",
+        "_pending",
+        "_seq",
+        "_transport",
+        "_worker",
+        "codec",
+        "config",
+        "context",
+        "session_id",
+        "sink",
+        "station_id",
+    )
+
     def __init__(
         self,
         station_id: str,
@@ -76,17 +98,30 @@ class StationSession(WSListener):
         self.session_id = uuid.uuid4().hex[:12]
         self._on_closed = on_closed
         self._seq = itertools.count()
-        self._backlog: deque[tuple[str, bytes]] = deque()
+        self._backlog: deque[tuple[str, bytes]] | None = None
+        """Frames waiting while one is in progress (created on first need: most never wait)."""
         self._busy = False
         self._paused = False
         self._fragments = bytearray()
         self._transport: WSTransport | None = None
         self._worker: asyncio.Task[None] | None = None
         """The slow path's task of the frame in progress, if any."""
-        self._call_lock = asyncio.Lock()
+        self._call_lock: asyncio.Lock | None = None
         self._pending: tuple[str, str, asyncio.Future[dict[str, Any]]] | None = None
-        self.closed = asyncio.Event()
-        self._answered: OrderedDict[str, tuple[str, bytes]] = OrderedDict()
+        self._done = False
+        self._closed: asyncio.Event | None = None
+        self._answered: OrderedDict[str, tuple[str, bytes]] | None = None
+        """2.x answers by message id (created on the first 2.x answer)."""
+
+    @property
+    def closed(self) -> asyncio.Event:
+        """Set once the disconnected event is stored (created on demand: an idle session holds
+        no Event, Lock or deque; memory per idle connection is a target)."""
+        if self._closed is None:
+            self._closed = asyncio.Event()
+            if self._done:
+                self._closed.set()
+        return self._closed
 
     # -- picows callbacks (synchronous) -------------------------------------------------
     def on_ws_connected(self, transport: WSTransport) -> None:
@@ -126,6 +161,8 @@ class StationSession(WSListener):
         if not self._busy:
             self._dispatch(kind, data)
             return
+        if self._backlog is None:
+            self._backlog = deque()
         self._backlog.append((kind, data))
         if len(self._backlog) >= INBOUND_QUEUE and not self._paused and self._transport:
             self._paused = True
@@ -152,7 +189,9 @@ class StationSession(WSListener):
 
     def _finished(self, _: int) -> None:
         self._busy = False
-        self.closed.set()
+        self._done = True
+        if self._closed is not None:
+            self._closed.set()
 
     def _fast(self, data: bytes) -> bool:
         """Answer a valid CALL without a task when its handler needs no I/O; False: not taken,
@@ -349,7 +388,7 @@ class StationSession(WSListener):
         """The answer to a valid CALL and its message type (3, or 4 for a CALLERROR); an
         awaitable when the handler needs I/O."""
         version = self.codec.version
-        cached = self._answered.get(call.unique_id)
+        cached = self._answered.get(call.unique_id) if self._answered is not None else None
         if cached is not None and cached[0] == call.action:
             # 2.x: "a retried message MAY reuse the message id" (2.0.1 Ed3 errata §4.6): the
             # same answer again, without running the handler twice.
@@ -381,6 +420,8 @@ class StationSession(WSListener):
         except Exception as exc:  # noqa: BLE001 (logged there) our answer does not conform
             return self._handler_failed(call, exc), 4
         if self.codec.version != "1.6":  # 1.6 ids are per connection: a repeat is new (M25)
+            if self._answered is None:
+                self._answered = OrderedDict()
             self._answered[call.unique_id] = (call.action, reply)
             if len(self._answered) > ANSWER_CACHE:
                 self._answered.popitem(last=False)
@@ -403,6 +444,8 @@ class StationSession(WSListener):
             CallErrorReceivedError: the station answered with a CALLERROR.
             TimeoutError, ConnectionError.
         """
+        if self._call_lock is None:
+            self._call_lock = asyncio.Lock()
         async with self._call_lock:
             unique_id = uuid.uuid4().hex
             data = self.codec.encode_call(unique_id, action, payload)
