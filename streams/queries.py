@@ -97,7 +97,8 @@ ids AS (
     GROUP BY corr
 ),
 facts AS (
-    SELECT f.*, if(f.transaction_id = '', ids.tid, f.transaction_id) AS tx
+    SELECT f.*, if(f.transaction_id = '', ids.tid, f.transaction_id) AS tx,
+        ifNull(f.seq_no, -1) AS ord_seq
     FROM (SELECT * FROM transaction_facts FINAL WHERE fact != 'start_id' {facts_where}) AS f
     LEFT JOIN ids ON f.corr = ids.corr
 ),
@@ -108,17 +109,17 @@ grouped AS (
         any(ocpp_version) AS ocpp_version,
         any(evse_id) AS evse_id,
         any(connector_id) AS connector_id,
-        argMinIf(id_token, (at, stream_seq, idx, n), id_token != '') AS id_token,
+        argMinIf(id_token, (at, ord_seq, stream_seq, idx, n), id_token != '') AS id_token,
         countIf(fact IN ('start', 'started')) > 0 AS has_start,
         countIf(fact IN ('stop', 'ended')) > 0 AS has_stop,
         minIf(at, fact IN ('start', 'started')) AS start_at,
         maxIf(at, fact IN ('stop', 'ended')) AS stop_at,
         min(at) AS first_at,
-        argMinIf(meter_wh, (role != 'begin', at, stream_seq, idx, n),
+        argMinIf(meter_wh, (role != 'begin', at, ord_seq, stream_seq, idx, n),
                  role != 'end' AND meter_wh IS NOT NULL) AS meter_start_wh,
-        argMaxIf(meter_wh, (role = 'end', at, stream_seq, idx, n),
+        argMaxIf(meter_wh, (role = 'end', at, ord_seq, stream_seq, idx, n),
                  role != 'begin' AND meter_wh IS NOT NULL) AS meter_stop_wh,
-        argMaxIf(stop_reason, (at, stream_seq, idx, n), stop_reason != '') AS stop_reason,
+        argMaxIf(stop_reason, (at, ord_seq, stream_seq, idx, n), stop_reason != '') AS stop_reason,
         max(offline) AS offline
     FROM facts
     WHERE tx != ''

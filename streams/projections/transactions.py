@@ -63,7 +63,10 @@ def reading_rows(
     first_n: int,
     evse_id: int | None = None,
     connector_id: int | None = None,
+    seq_no: int | None = None,
 ) -> list[Row]:
+    """One fact per energy reading; ``seq_no``: the 2.x event's, which orders readings with
+    the same timestamp."""
     return [
         fact_row(
             where,
@@ -71,6 +74,7 @@ def reading_rows(
             first_n + i,
             "reading",
             r.at_ms,
+            seq_no=seq_no,
             evse_id=evse_id,
             connector_id=connector_id,
             meter_wh=r.energy_wh,
@@ -180,6 +184,7 @@ def transaction_event_2x(where: Where, payload: dict[str, Any]) -> tuple[list[Ro
     evse_id = int_column(evse.get("id"))
     connector_id = int_column(evse.get("connectorId"))
     token = payload.get("idToken") or {}
+    seq_no = int_column(payload.get("seqNo"), 64)
     stop_reason = str(info.get("stoppedReason") or ("Local" if fact == "ended" else ""))
     facts = [
         fact_row(
@@ -188,7 +193,7 @@ def transaction_event_2x(where: Where, payload: dict[str, Any]) -> tuple[list[Ro
             0,
             fact,
             at_ms,
-            seq_no=int_column(payload.get("seqNo"), 64),
+            seq_no=seq_no,
             offline=bool(payload.get("offline")),
             evse_id=evse_id,
             connector_id=connector_id,
@@ -204,5 +209,5 @@ def transaction_event_2x(where: Where, payload: dict[str, Any]) -> tuple[list[Ro
         connector_id=connector_id,
         transaction_id=transaction_id,
     )
-    facts += reading_rows(where, transaction_id, readings, 1, evse_id, connector_id)
+    facts += reading_rows(where, transaction_id, readings, 1, evse_id, connector_id, seq_no=seq_no)
     return facts, meters

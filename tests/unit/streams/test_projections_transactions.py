@@ -314,3 +314,16 @@ async def test_a_row_the_client_cannot_encode_is_poison_not_a_blocked_projector(
     (poison,) = await store.query("SELECT stream_seq, error FROM poison_events")
     assert poison["stream_seq"] == 2
     assert "meter_values" in poison["error"]
+
+
+async def test_201_events_with_the_same_timestamp_are_ordered_by_seq_no(store: Store) -> None:
+    st, stream = ScriptedStation("CS1", version="2.0.1"), Stream()
+    ts = "2026-01-01T08:00:00Z"
+    started = tx_event("Started", 0, ts, meterValue=energy(ts, 100.0, "Sample.Periodic"))
+    later = tx_event("Updated", 2, ts, meterValue=energy(ts, 300.0, "Sample.Periodic"))
+    earlier = tx_event("Updated", 1, ts, meterValue=energy(ts, 200.0, "Sample.Periodic"))
+    for payload in (started, later, earlier):  # seqNo 2 stored before seqNo 1
+        stream.add(*st.answered("TransactionEvent", payload, {}))
+    await stream.project(store)
+    tx = await one(store, "CS1", "T-1")
+    assert (tx["meter_start_wh"], tx["meter_stop_wh"]) == (100.0, 300.0)
