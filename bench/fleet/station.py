@@ -33,6 +33,8 @@ NOTHING = b"\x00"
 # message tags
 BOOT, STATUS, HEARTBEAT, AUTHORIZE, START, METER, CLOCK_METER, STOP = range(8)
 TRANSACTIONAL = frozenset({START, METER, CLOCK_METER, STOP})
+REBOOT_DELAY_S = 0.5
+"""After answering Reset: the answer reaches the CSMS (and queued messages leave) first."""
 
 
 @dataclass(slots=True)
@@ -341,7 +343,7 @@ class SimStation(WSListener):
             if self.tx is not None:
                 self._stop_tx("HardReset" if isinstance(self.dialect, V16) else "ImmediateReset")
             self.reboot = True
-            self.close()
+            self.shared.loop.call_later(REBOOT_DELAY_S, self.close)
         elif action in ("RemoteStartTransaction", "RequestStartTransaction") and self.tx is None:
             token = payload.get("idTag") or payload.get("idToken", {}).get("idToken", "REMOTE")
             self._start_tx(token, payload.get("remoteStartId"))
