@@ -88,9 +88,9 @@ async def serve_api(settings: Any) -> None:
     await server.start()
     url = f"http://{settings.host}:{settings.api_port}"
     print(f"csms: operator API on {url}/api/v1 (OpenAPI {url}/schema)", flush=True)
-    print(f"csms: NATS {settings.nats_url}", flush=True)
     if not services.keys.required:
         print("csms: no API key configured: the API is OPEN (csms apikey add NAME)", flush=True)
+    print(f"csms: NATS {settings.nats_url}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -6,11 +6,13 @@ version: an invalid payload is a 422 and never reaches NATS (the gateway checks 
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from typing import Any, Final
 
 import msgspec
+from nats.errors import Error as NatsError
 
 from csms.api.metrics import COMMAND_LATENCY, COMMANDS
 from csms.api.problems import ProblemError
@@ -18,6 +20,8 @@ from csms.api.services import ApiServices
 from csms.domain.commands import CommandOutcome, CommandRecord, CommandRequest
 from csms.protocol import OcppError, codec_for
 from streams.presence import StationPresence, utc_now
+
+log = logging.getLogger(__name__)
 
 
 class CommandResult(msgspec.Struct, kw_only=True):
@@ -134,7 +138,10 @@ async def execute(
     outcome = await services.router.send(request, on_sent=sent)
     COMMANDS.labels(record.action, outcome.outcome).inc()
     COMMAND_LATENCY.labels(outcome.outcome).observe(time.perf_counter() - started)
-    await services.log.finish(record, outcome, version)
+    try:
+        await services.log.finish(record, outcome, version)
+    except (NatsError, TimeoutError) as err:  # the station has answered: say what it answered
+        log.warning("command %s: outcome not recorded (%s)", record.command_id, err)
     return outcome
 
 

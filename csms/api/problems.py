@@ -7,7 +7,8 @@ from typing import Any
 
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
-from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR, HTTP_503_SERVICE_UNAVAILABLE
+from nats.errors import Error as NatsError
 
 log = logging.getLogger(__name__)
 
@@ -64,4 +65,15 @@ def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> R
     return problem(status, "internal-error", _title(status), "internal error")
 
 
-EXCEPTION_HANDLERS = {HTTPException: http_exception_handler, Exception: internal_error_handler}
+def nats_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """NATS unreachable or too slow: the request may be retried (503), not a bug (500)."""
+    log.warning("NATS unavailable on %s %s: %s", request.method, request.url.path, exc)
+    status = HTTP_503_SERVICE_UNAVAILABLE
+    return problem(status, "nats-unavailable", _title(status), "NATS is not reachable; retry")
+
+
+EXCEPTION_HANDLERS = {
+    HTTPException: http_exception_handler,
+    NatsError: nats_error_handler,
+    Exception: internal_error_handler,
+}

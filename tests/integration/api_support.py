@@ -138,7 +138,7 @@ async def api_client(base_url: str, key: str | None = None) -> AsyncIterator[htt
         yield client
 
 
-async def until(predicate: Callable[[], Any], timeout_s: float = 10.0) -> Any:
+async def until(predicate: Callable[[], Any], timeout_s: float = 20.0) -> Any:
     """Poll an observable condition (async or not) until it holds; fail after ``timeout_s``."""
     deadline = time.monotonic() + timeout_s
     while True:
@@ -164,8 +164,12 @@ async def wait_connected(
 class Process:
     """A ``csms`` subprocess started by a test; ``stop`` sends SIGTERM and waits."""
 
-    def __init__(self, process: asyncio.subprocess.Process, port: int, api_port: int = 0) -> None:
+    def __init__(
+        self, process: asyncio.subprocess.Process, port: int, api_port: int = 0, output: str = ""
+    ) -> None:
         self.process = process
+        self.output = output
+        """What it printed until it was ready."""
         self.port = port
         self.api_url = f"http://127.0.0.1:{api_port or port}"
 
@@ -180,7 +184,7 @@ class Process:
 
 
 async def start_process(args: list[str], ready: bytes, port: int, api_port: int = 0) -> Process:
-    """Run ``python -m csms ARGS`` until it prints ``ready`` (30 s at most)."""
+    """Run ``python -m csms ARGS`` until it prints ``ready`` (60 s at most)."""
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "csms", *args,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
@@ -188,19 +192,22 @@ async def start_process(args: list[str], ready: bytes, port: int, api_port: int 
     assert process.stdout is not None
     stdout = process.stdout
 
+    lines: list[bytes] = []
+
     async def started() -> None:
         while line := await stdout.readline():
+            lines.append(line)
             if ready in line:
                 return
         raise RuntimeError(f"csms {args[0]} exited before it was ready")
 
     try:
-        await asyncio.wait_for(started(), 30)
+        await asyncio.wait_for(started(), 60)  # generous: two cores shared with other suites
     except BaseException:
         process.kill()
         await process.wait()
         raise
-    return Process(process, port, api_port)
+    return Process(process, port, api_port, b"".join(lines).decode())
 
 
 async def start_gateway(data_dir: Path, nats_url: str) -> Process:

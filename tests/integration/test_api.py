@@ -42,6 +42,7 @@ async def test_healthz_and_schema(client: Any) -> None:
     [
         ("ocpp1.6", "CP-16", "Reset", {"type": "Soft"}),
         ("ocpp2.0.1", "cp-201", "Reset", {"type": "OnIdle"}),
+        ("ocpp2.1", "cp-21", "ClearCache", {}),
     ],
 )
 async def test_command_round_trip(

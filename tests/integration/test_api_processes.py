@@ -32,6 +32,8 @@ async def test_two_gateways_one_api(tmp_path: Path, nats_server: EmbeddedNats) -
         await start_gateway(tmp_path / "b", nats_server.url),
     ]
     api = await start_api(nats_server.url)
+    for process in (*gateways, api):
+        assert "the API is OPEN" in process.output  # no key configured: it says so at start
     stations: list[AnsweringStation] = []
     try:
         plan = [("CP-A16", 0, "ocpp1.6"), ("cp-a201", 0, "ocpp2.0.1"), ("CP-B16", 1, "ocpp1.6")]
