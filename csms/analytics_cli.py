@@ -6,6 +6,7 @@ under ``--data-dir``). chDB hosts one engine per process and locks its directory
 ``--api http://HOST:PORT`` (and ``--api-key`` or ``CSMS_API_KEY``) to run ``query`` and
 ``report`` through the running server's read-only API instead. ``projections rebuild`` with
 the embedded engine needs ``csms serve`` stopped; with a ClickHouse server it can run beside it.
+``projections run`` is the projector alone, for gateways started with ``projections = false``.
 """
 
 from __future__ import annotations
@@ -59,10 +60,14 @@ def add_parsers(sub: Any) -> dict[str, Command]:
     rebuild = actions.add_parser(
         "rebuild", help="replay the whole stream into fresh tables and swap them in"
     )
-    rebuild.add_argument("--data-dir")
-    rebuild.add_argument("--clickhouse-url")
-    rebuild.add_argument("--nats-url", help="default: the embedded nats-server of --data-dir")
-    rebuild.add_argument("--config", help="a csms.toml file")
+    run = actions.add_parser(
+        "run", help="run the projector alone (beside gateways started with projections = false)"
+    )
+    for action in (rebuild, run):
+        action.add_argument("--data-dir")
+        action.add_argument("--clickhouse-url")
+        action.add_argument("--nats-url", help="default: the embedded nats-server of --data-dir")
+        action.add_argument("--config", help="a csms.toml file")
     return {"query": _query, "report": _report, "projections": _projections}
 
 
@@ -241,7 +246,35 @@ def _print(names: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str) -> int
 
 def _projections(args: argparse.Namespace) -> int:
     config = _settings(args)
+    if args.action == "run":
+        return asyncio.run(_run_projector(config))
     return asyncio.run(_rebuild(config))
+
+
+async def _run_projector(config: Settings) -> int:
+    """The projector in a process of its own until SIGTERM/SIGINT: the gateways keep their CPU
+    for stations, and with a ClickHouse server any number of API processes can read."""
+    import signal
+
+    from streams.projections.service import start_projections
+
+    if config.nats_url is None:
+        print("csms: projections run needs --nats-url (the gateways' NATS)", file=sys.stderr)
+        return 2
+    projections = await start_projections(config.nats_url, _store_url(config))
+    if projections is None:
+        print(f"csms: cannot open the store {_store_url(config)} (see the log)", file=sys.stderr)
+        return 2
+    print(f"csms: projecting {config.nats_url} into {_store_url(config)}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await projections.stop()
+    stats = projections.projector.stats
+    print(f"csms: stopped after {stats.messages} messages, {stats.rows} rows", flush=True)
+    return 0
 
 
 async def _rebuild(config: Settings) -> int:

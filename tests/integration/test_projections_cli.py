@@ -5,17 +5,21 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import nats
+from nats.js import JetStreamContext
+from nats.js.errors import NotFoundError
 
 from csms.analytics_cli import render
 from streams import envelope
 from streams.embedded import EmbeddedNats
+from streams.projections.projector import DURABLE
 from streams.provision import StreamSettings, ensure_stream
-from streams.subjects import subject
+from streams.subjects import STREAM, subject
 from tests.projection_events import ScriptedStation
 
 
@@ -78,3 +82,47 @@ def test_render_formats() -> None:
     ]
     assert render(names, rows, "csv").splitlines() == ["a,b", "1,", '22,"x,y"']
     assert json.loads(render(names, rows, "json")) == [{"a": 1, "b": None}, {"a": 22, "b": "x,y"}]
+
+
+async def projected(js: JetStreamContext) -> bool:
+    """Everything in the stream delivered to the projector and acknowledged by it."""
+    try:
+        info = await js.consumer_info(STREAM, DURABLE)
+    except NotFoundError:  # the projector has not created its consumer yet
+        return False
+    stream = await js.stream_info(STREAM)
+    return bool(info.num_ack_pending == 0 and info.ack_floor.stream_seq >= stream.state.last_seq)
+
+
+async def test_the_projector_runs_alone_and_stops_on_sigterm(
+    nats_server: EmbeddedNats, tmp_path: Path
+) -> None:
+    """``csms projections run``: the projector in its own process (gateways with
+    projections = false); SIGTERM stops it after its last batch; the rows are there."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "csms", "projections", "run",
+        "--nats-url", nats_server.url, "--data-dir", str(tmp_path),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    assert process.stdout is not None
+    try:
+        line = await asyncio.wait_for(process.stdout.readline(), 60)
+        assert b"csms: projecting" in line
+        nc = await nats.connect(nats_server.url)
+        js = nc.jetstream()
+        await ensure_stream(js, StreamSettings())
+        st = ScriptedStation("CP-ALONE")
+        for events in ([st.connected()], [st.disconnected()]):
+            await js.publish(subject("CP-ALONE"), envelope.encode_many(events))
+        deadline = asyncio.get_running_loop().time() + 30
+        while not await projected(js):
+            assert asyncio.get_running_loop().time() < deadline
+            await asyncio.sleep(0.05)
+        await nc.close()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        code = await asyncio.wait_for(process.wait(), 30)
+    assert code == 0
+    counted = await csms("query", "SELECT count() AS n FROM events FINAL", "--format", "json",
+                         "--data-dir", str(tmp_path))  # fmt: skip
+    assert json.loads(counted.stdout) == [{"n": 2}]
