@@ -8,11 +8,12 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, Response, get, post
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from csms.api.auth import requested_by
 from csms.api.dispatch import HTTP_OF, CommandResult, raise_for, result_of, run
-from csms.api.problems import ProblemError
+from csms.api.problems import ProblemError, problems
 from csms.api.services import Services
 
 _COMMAND_ID = re.compile(r"[0-9a-f]{32}")
@@ -31,6 +32,10 @@ Wait = Annotated[
     "/stations/{station_id:str}/commands/{action:str}",
     status_code=200,
     summary="Send an OCPP request to a station",
+    responses={
+        202: ResponseSpec(CommandResult, description="Accepted (wait=0): poll the command"),
+        **problems(400, 401, 404, 422, 502, 504),
+    },
 )
 async def send_command(
     request: Request[Any, Any, Any],
@@ -54,7 +59,7 @@ async def send_command(
     return Response(raise_for(record))
 
 
-@get("/commands/{command_id:str}", summary="Status of a command")
+@get("/commands/{command_id:str}", summary="Status of a command", responses=problems(401, 404))
 async def get_command(services: Services, command_id: FromPath[str]) -> CommandResult:
     """``status``: pending, sent, answered, error or timed_out."""
     record = await services.log.get(command_id) if _COMMAND_ID.fullmatch(command_id) else None
@@ -87,7 +92,12 @@ class BulkResult(msgspec.Struct, kw_only=True):
     results: list[BulkItem]
 
 
-@post("/commands/{action:str}", status_code=200, summary="Send one command to many stations")
+@post(
+    "/commands/{action:str}",
+    status_code=200,
+    summary="Send one command to many stations",
+    responses=problems(400, 401),
+)
 async def bulk_command(
     request: Request[Any, Any, Any],
     services: Services,

@@ -15,12 +15,13 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 from csms.api.auth import requested_by
 from csms.api.commands import Wait
 from csms.api.dispatch import connected_station, raise_for, run_on
-from csms.api.problems import ProblemError
+from csms.api.problems import ProblemError, problems
 from csms.api.remote_start import TransactionWatch
 from csms.api.services import Services
 from streams.presence import StationPresence
 
 Id = Annotated[int, msgspec.Meta(ge=0, le=2**31 - 1)]
+RESPONSES = problems(400, 401, 404, 422, 502, 504)
 
 
 class ActionOutcome(msgspec.Struct, kw_only=True):
@@ -70,7 +71,12 @@ class RemoteStart(msgspec.Struct, kw_only=True):
     evse_id: Id | None = None
 
 
-@post("/stations/{station_id:str}/remote-start", status_code=200, summary="Remote start")
+@post(
+    "/stations/{station_id:str}/remote-start",
+    status_code=200,
+    summary="Remote start",
+    responses=RESPONSES,
+)
 async def remote_start(
     request: Request[Any, Any, Any],
     services: Services,
@@ -106,7 +112,12 @@ class RemoteStop(msgspec.Struct, kw_only=True):
     transaction_id: Annotated[str, msgspec.Meta(min_length=1, max_length=36)]
 
 
-@post("/stations/{station_id:str}/remote-stop", status_code=200, summary="Remote stop")
+@post(
+    "/stations/{station_id:str}/remote-stop",
+    status_code=200,
+    summary="Remote stop",
+    responses=RESPONSES,
+)
 async def remote_stop(
     request: Request[Any, Any, Any],
     services: Services,
@@ -133,7 +144,7 @@ class ResetRequest(msgspec.Struct, kw_only=True):
     """2.x only: reset one EVSE."""
 
 
-@post("/stations/{station_id:str}/reset", status_code=200, summary="Reset")
+@post("/stations/{station_id:str}/reset", status_code=200, summary="Reset", responses=RESPONSES)
 async def reset(
     request: Request[Any, Any, Any],
     services: Services,
@@ -158,7 +169,12 @@ class Unlock(msgspec.Struct, kw_only=True):
     """2.x only."""
 
 
-@post("/stations/{station_id:str}/unlock", status_code=200, summary="Unlock a connector")
+@post(
+    "/stations/{station_id:str}/unlock",
+    status_code=200,
+    summary="Unlock a connector",
+    responses=RESPONSES,
+)
 async def unlock(
     request: Request[Any, Any, Any],
     services: Services,
@@ -181,7 +197,12 @@ class Availability(msgspec.Struct, kw_only=True):
     """2.x: the EVSE (absent: the whole station)."""
 
 
-@post("/stations/{station_id:str}/availability", status_code=200, summary="Change availability")
+@post(
+    "/stations/{station_id:str}/availability",
+    status_code=200,
+    summary="Change availability",
+    responses=RESPONSES,
+)
 async def availability(
     request: Request[Any, Any, Any],
     services: Services,
@@ -212,7 +233,12 @@ class Trigger(msgspec.Struct, kw_only=True):
     """2.x only."""
 
 
-@post("/stations/{station_id:str}/trigger", status_code=200, summary="Trigger a message")
+@post(
+    "/stations/{station_id:str}/trigger",
+    status_code=200,
+    summary="Trigger a message",
+    responses=RESPONSES,
+)
 async def trigger(
     request: Request[Any, Any, Any],
     services: Services,
@@ -257,7 +283,11 @@ def _key_of(item: dict[str, Any]) -> str:
     return f"{item['component']['name']}.{item['variable']['name']}"
 
 
-@get("/stations/{station_id:str}/configuration", summary="Get configuration / variables")
+@get(
+    "/stations/{station_id:str}/configuration",
+    summary="Get configuration / variables",
+    responses=RESPONSES,
+)
 async def get_configuration(
     request: Request[Any, Any, Any],
     services: Services,
@@ -300,7 +330,11 @@ class SetSetting(msgspec.Struct, kw_only=True):
     value: Annotated[str, msgspec.Meta(max_length=1000)]
 
 
-@put("/stations/{station_id:str}/configuration", summary="Set configuration / a variable")
+@put(
+    "/stations/{station_id:str}/configuration",
+    summary="Set configuration / a variable",
+    responses=RESPONSES,
+)
 async def set_configuration(
     request: Request[Any, Any, Any],
     services: Services,

@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR, HTTP_503_SERVICE_UNAVAILABLE
 from nats.errors import Error as NatsError
 
@@ -77,3 +79,44 @@ EXCEPTION_HANDLERS = {
     NatsError: nats_error_handler,
     Exception: internal_error_handler,
 }
+
+
+class Problem(msgspec.Struct, kw_only=True):
+    """RFC 9457 problem details, with the extension members this API adds where they apply."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str | None = None
+    """The OCPP error code (invalid payload, the station's CALLERROR)."""
+    path: str | None = None
+    """JSON pointer of an invalid payload's offending value."""
+    keyword: str | None = None
+    """The JSON-schema keyword an invalid payload broke."""
+    outcome: str | None = None
+    """A command's outcome (call_error, timeout, disconnected, …)."""
+    command_id: str | None = None
+
+
+_DESCRIPTIONS = {
+    400: "Malformed request",
+    401: "An API key is required, or the key is unknown or revoked",
+    404: "Unknown or offline station (or unknown resource)",
+    422: "Invalid payload: nothing was sent to the station",
+    502: "The station answered with a CALLERROR (or an answer that does not conform)",
+    504: "No answer from the station in time, or it disconnected first",
+}
+
+
+def problems(*statuses: int) -> dict[int, ResponseSpec]:
+    """OpenAPI entries for the problem responses of an operation."""
+    return {
+        status: ResponseSpec(
+            Problem,
+            description=_DESCRIPTIONS[status],
+            media_type=MEDIA_TYPE,
+            generate_examples=False,
+        )
+        for status in statuses
+    }

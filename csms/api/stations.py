@@ -12,7 +12,7 @@ from litestar import get
 from litestar.params import FromPath, FromQuery, QueryParameter
 
 from csms.api.dispatch import find_station
-from csms.api.problems import ProblemError
+from csms.api.problems import ProblemError, problems
 from csms.api.services import ApiServices, Services
 from streams import queries
 from streams.presence import StationPresence
@@ -83,7 +83,7 @@ def _after(cursor: str) -> str:
         raise ProblemError(400, "invalid-cursor", "the cursor is not one this API issued") from None
 
 
-@get("/stations", summary="List stations")
+@get("/stations", summary="List stations", responses=problems(400, 401))
 async def list_stations(
     services: Services,
     connected: FromQuery[bool | None] = None,
@@ -123,7 +123,7 @@ async def list_stations(
     return StationPage(items=items, next_cursor=next_cursor)
 
 
-@get("/stations/{station_id:str}", summary="One station")
+@get("/stations/{station_id:str}", summary="One station", responses=problems(401, 404))
 async def get_station(services: Services, station_id: FromPath[str]) -> Station:
     presence = await find_station(services, station_id)
     facts = await _facts(services, presence.station_id)

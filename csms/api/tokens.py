@@ -14,7 +14,7 @@ from litestar.params import FromPath, JSONBody
 from csms.api.commands import Wait
 from csms.api.convenience import ActionOutcome, send
 from csms.api.dispatch import connected_station
-from csms.api.problems import ProblemError
+from csms.api.problems import ProblemError, problems
 from csms.api.services import Services
 from streams.id_tokens import IdTokenRecord, TokenStatus
 
@@ -33,12 +33,12 @@ def _checked(id_token: str) -> str:
     return id_token
 
 
-@get("/tokens", summary="List id tokens")
+@get("/tokens", summary="List id tokens", responses=problems(401))
 async def list_tokens(services: Services) -> list[IdTokenRecord]:
     return await services.tokens.all()
 
 
-@get("/tokens/{id_token:str}", summary="One id token")
+@get("/tokens/{id_token:str}", summary="One id token", responses=problems(401, 404, 422))
 async def get_token(services: Services, id_token: FromPath[str]) -> IdTokenRecord:
     record = await services.tokens.get(_checked(id_token))
     if record is None:
@@ -46,7 +46,11 @@ async def get_token(services: Services, id_token: FromPath[str]) -> IdTokenRecor
     return record
 
 
-@put("/tokens/{id_token:str}", summary="Create or replace an id token")
+@put(
+    "/tokens/{id_token:str}",
+    summary="Create or replace an id token",
+    responses=problems(400, 401, 422),
+)
 async def put_token(
     services: Services, id_token: FromPath[str], data: JSONBody[TokenBody]
 ) -> IdTokenRecord:
@@ -63,7 +67,7 @@ async def put_token(
     return record
 
 
-@delete("/tokens/{id_token:str}", summary="Delete an id token")
+@delete("/tokens/{id_token:str}", summary="Delete an id token", responses=problems(401, 404, 422))
 async def delete_token(services: Services, id_token: FromPath[str]) -> None:
     if not await services.tokens.delete(_checked(id_token)):
         raise ProblemError(404, "token-unknown", f"no id token {id_token!r}")
@@ -91,7 +95,12 @@ def _entry(record: IdTokenRecord, v16: bool) -> dict[str, Any]:
     return {"idToken": {"idToken": record.id_token, "type": record.token_type}, "idTokenInfo": info}
 
 
-@post("/stations/{station_id:str}/local-list", status_code=200, summary="Push the local list")
+@post(
+    "/stations/{station_id:str}/local-list",
+    status_code=200,
+    summary="Push the local list",
+    responses=problems(400, 401, 404, 422, 502, 504),
+)
 async def push_local_list(
     request: Request[Any, Any, Any],
     services: Services,
