@@ -2,6 +2,7 @@
 
     python -m bench.fleet --url ws://host:port/ocpp --stations N --scenario NAME
         [--version 1.6|2.0.1|2.1] [--duration S] [--prefix ID_PREFIX] [--quiet] [--json OUT]
+        [--connect-concurrency K]
     python -m bench.fleet --list
 
 Station i connects to ``<url>/<prefix><i>``. A progress line goes to stderr every second; at the
@@ -33,6 +34,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--version", choices=["1.6", "2.0.1", "2.1"], default="1.6")
     p.add_argument("--duration", type=float, help="measured seconds (default: the scenario's)")
     p.add_argument("--prefix", default="sim", help="station ids are <prefix><index>")
+    p.add_argument(
+        "--connect-concurrency", type=int, help="handshakes in flight at once (0: no limit)"
+    )
     p.add_argument("--quiet", action="store_true", help="no progress line")
     p.add_argument("--json", type=Path, help="also write the result here")
     p.add_argument("--list", action="store_true", help="list the scenarios and exit")
@@ -85,6 +89,8 @@ def main(argv: list[str]) -> int:
             f"csms simulate: {scenario.name} is not runnable yet: {scenario.needs}", file=sys.stderr
         )
         return 2
+    if args.connect_concurrency is not None:
+        scenario = msgspec.structs.replace(scenario, connect_concurrency=args.connect_concurrency)
     raise_nofile(args.stations + FD_HEADROOM)
     fleet = Fleet(args.url, scenario, args.version, args.stations, args.prefix, not args.quiet)
     result = uvloop.run(fleet.run(args.duration))

@@ -106,7 +106,12 @@ class Fleet:
             if await self._pause(self.scenario.warmup_s):
                 return self.result()
             self.begin_window()
-            await self._pause(self.scenario.duration_s if duration_s is None else duration_s)
+            length_s = self.scenario.duration_s if duration_s is None else duration_s
+            if self.scenario.boot_only:  # done when every station is Accepted
+                with contextlib.suppress(TimeoutError):
+                    await self.until(lambda f: len(f.shared.accepted_s) >= f.count, length_s)
+            else:
+                await self._pause(length_s)
             self.end_window()
         finally:
             await self.stop()

@@ -24,7 +24,8 @@ class Scenario(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     connect_concurrency: int = 1000
     """Handshakes in flight at once while the fleet connects (0: all at once)."""
     boot_only: bool = False
-    """Boot, send StatusNotification, then stay idle (heartbeats only): the boot storm."""
+    """Boot, send StatusNotification, then stay idle (heartbeats only): the boot storm. The run
+    ends when every station is Accepted (or after ``duration_s``)."""
     heartbeat_interval_s: float = 0.0
     """0: the interval of the CSMS's BootNotification answer."""
     charging: bool = True

@@ -2,8 +2,9 @@
 
     python -m bench.load.echo_server --port PORT [--host 127.0.0.1]
 
-``[2,"<id>",...]`` is answered ``[3,"<id>",{}]``: the id is cut out of the bytes, nothing is
-parsed, validated or stored. What no Python WebSocket server on one core can beat by much.
+``[2,"<id>",...]`` is answered ``[3,"<id>",{}]`` (a BootNotification with a canned Accepted): the
+id is cut out of the bytes, nothing is parsed, validated or stored. What no Python WebSocket
+server on one core can beat by much.
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ from picows import (
 )
 
 CALL_HEAD = b'[2,"'
+BOOT = b'"BootNotification"'
+BOOT_ANSWER = b'{"currentTime":"2026-01-01T00:00:00Z","interval":300,"status":"Accepted"}'
+"""A canned Accepted (the boot storm counts Accepted answers); every other CALL gets ``{}``."""
 
 
 class Echo(WSListener):
@@ -33,7 +37,8 @@ class Echo(WSListener):
             data = frame.get_payload_as_bytes()
             if data.startswith(CALL_HEAD):
                 end = data.find(b'"', 4)
-                transport.send(WSMsgType.TEXT, b'[3,"' + data[4:end] + b'",{}]')
+                answer = BOOT_ANSWER if data.startswith(BOOT, end + 2) else b"{}"
+                transport.send(WSMsgType.TEXT, b'[3,"' + data[4:end] + b'",' + answer + b"]")
         elif frame.msg_type == WSMsgType.CLOSE:
             transport.send_close(frame.get_close_code())
             transport.disconnect()

@@ -1,0 +1,235 @@
+"""Boot storm: N stations connect and boot at once against csms, the ocpp-package reference and the
+echo ceiling, in one run.
+
+    .venv/bin/python -m bench.load.boot_storm [--stations 10000] [--concurrency 0,100]
+        [--servers csms,reference,echo] [--json OUT] [--no-readme]
+
+Per server and per cap of handshakes in flight at the simulator (0: all at once), a fresh server
+pinned to CPU 0 (csms with its own nats-server, also on CPU 0) and the fleet simulator
+(``bench.fleet``, scenario ``boot-storm``, OCPP 1.6) pinned to CPU 1. Measured: time until every
+station is Accepted, handshakes/s, failures, and the kernel's listen-queue overflows
+(``TcpExtListenOverflows``) during the run. Writes ``bench/results/boot_storm.json`` and the
+boot-storm section of ``bench/README.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import msgspec
+
+from bench.fleet.model import FleetResult
+from bench.load import report
+from bench.load.environment import environment, load_average
+from bench.load.servers import ROOT, SIM_CPU, Launcher, pinned
+from bench.sections import write_section
+
+BEGIN, END = "<!-- boot-storm:begin -->", "<!-- boot-storm:end -->"
+FD_HEADROOM = 256
+LIMIT_S = 30.0
+"""Longest a storm may run (the fleet stops at once when every station is Accepted)."""
+BAR_S = 10.0
+BAR_STATIONS = 10_000
+
+
+class StormRun(msgspec.Struct):
+    server: str
+    concurrency: int
+    result: FleetResult | None = None
+    listen_overflows: int = 0
+    failure: str = ""
+
+
+class StormReport(msgspec.Struct):
+    started: str
+    finished: str
+    command: str
+    stations: int
+    environment: dict[str, str]
+    runs: list[StormRun]
+
+
+def listen_overflows() -> int:
+    lines = Path("/proc/net/netstat").read_text().splitlines()
+    for names, values in zip(lines[::2], lines[1::2], strict=False):
+        if names.startswith("TcpExt:"):
+            table = dict(zip(names.split(), values.split(), strict=True))
+            return int(table.get("ListenOverflows", 0))
+    return 0
+
+
+def storm(
+    launcher: Launcher, name: str, stations: int, concurrency: int, scratch: Path
+) -> StormRun:
+    run = StormRun(name, concurrency)
+    try:
+        server = launcher.start(name)
+        argv = [sys.executable, "-m", "bench.fleet", "--url", server.url]
+        argv += ["--stations", str(stations), "--scenario", "boot-storm", "--version", "1.6"]
+        argv += ["--duration", str(LIMIT_S), "--prefix", f"{name}-{concurrency}-", "--quiet"]
+        argv += ["--connect-concurrency", str(concurrency)]
+        before = listen_overflows()
+        log = scratch / f"fleet-{name}-{concurrency}.log"
+        with log.open("wb") as err:
+            done = subprocess.run(
+                pinned(argv, SIM_CPU, False),
+                cwd=ROOT,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=err,
+                timeout=LIMIT_S + 90,
+                check=False,
+            )
+        run.listen_overflows = listen_overflows() - before
+        if done.returncode != 0:
+            raise RuntimeError(f"simulator exited with {done.returncode}; see {log}")
+        run.result = msgspec.json.decode(done.stdout.strip().splitlines()[-1], type=FleetResult)
+    except (RuntimeError, OSError, subprocess.SubprocessError, msgspec.DecodeError) as err:
+        run.failure = f"{type(err).__name__}: {err}"
+    finally:
+        launcher.stop_all()
+    return run
+
+
+def _summary(run: StormRun) -> str:
+    if run.result is None:
+        return f"FAILED {run.failure}"
+    boot = run.result.boot
+    return (
+        f"{boot.accepted:,}/{run.result.stations:,} Accepted, all in {boot.all_accepted_s} s, "
+        f"{boot.handshakes_per_s:,.0f} handshakes/s, listen overflows {run.listen_overflows:,}"
+    )
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.load.boot_storm")
+    parser.add_argument("--stations", type=int, default=BAR_STATIONS)
+    parser.add_argument("--concurrency", default="0,100", help="handshake caps, comma-separated")
+    parser.add_argument("--servers", default="csms,reference,echo")
+    parser.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "boot_storm.json")
+    parser.add_argument("--readme", type=Path, default=ROOT / "bench" / "README.md")
+    parser.add_argument("--no-readme", action="store_true")
+    args = parser.parse_args(argv)
+    os.sched_setaffinity(0, {SIM_CPU})
+    started = dt.datetime.now(dt.UTC)
+    env = environment(False)
+    scratch = Path(tempfile.mkdtemp(prefix="bench-storm-"))
+    launcher = Launcher(scratch, False, args.stations + FD_HEADROOM)
+    runs: list[StormRun] = []
+    try:
+        for name in args.servers.split(","):
+            for concurrency in (int(c) for c in args.concurrency.split(",")):
+                run = storm(launcher, name, args.stations, concurrency, scratch)
+                runs.append(run)
+                print(f"{name}, cap {concurrency or 'none'}: {_summary(run)}", file=sys.stderr)
+                shutil.rmtree(scratch / "nats", ignore_errors=True)
+                shutil.rmtree(scratch / "csms", ignore_errors=True)
+                time.sleep(1.0)
+    finally:
+        launcher.stop_all()
+    if any(r.failure for r in runs):
+        print(f"logs kept in {scratch}", file=sys.stderr)
+    else:
+        shutil.rmtree(scratch, ignore_errors=True)
+    env["load_average_end"] = load_average()
+    result = StormReport(
+        started=started.strftime("%Y-%m-%d %H:%M:%S UTC"),
+        finished=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
+        command=shlex.join([".venv/bin/python", "-m", "bench.load.boot_storm", *argv]),
+        stations=args.stations,
+        environment=env,
+        runs=runs,
+    )
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_bytes(msgspec.json.format(msgspec.json.encode(result)) + b"\n")
+    if not args.no_readme:
+        write_section(args.readme, BEGIN, END, render(result))
+        print(f"rewrote the boot-storm section of {args.readme}", file=sys.stderr)
+    return 0
+
+
+def _cell(value: float | None, unit: str = "") -> str:
+    return "—" if value is None else f"{value:,.2f}{unit}"
+
+
+def render(storm_report: StormReport) -> str:
+    env = storm_report.environment
+    lines = [
+        BEGIN,
+        "## Boot storm: N stations connect and boot at once",
+        "",
+        f"- **Date**: {storm_report.started} to {storm_report.finished}; **command**: "
+        f"`{storm_report.command}`",
+        f"- **Machine**: {env['cpu']}, {env['cores']} cores shared with other work, Linux "
+        f"{env['kernel']}; load average {env['load_average_start']} at start, "
+        f"{env['load_average_end']} at end; {env['python']}, picows {env['picows']}, "
+        f"uvloop {env['uvloop']}, websockets {env['websockets']}, ocpp {env['ocpp']}",
+        "- **Setup**: a fresh server per row pinned to CPU 0 (csms with its own nats-server, "
+        "also on CPU 0, `projections = false`, per-address handshake cap lifted); the fleet "
+        "simulator (`bench/fleet`, scenario `bench/scenarios/boot-storm.toml`) pinned to CPU 1. "
+        f"{storm_report.stations:,} stations, plain ws://, subprotocol `ocpp1.6`: WebSocket "
+        "handshake, BootNotification (the time counted is until its Accepted answer), then one "
+        "StatusNotification. *cap* = handshakes the simulator keeps in flight (none: all "
+        "stations at once). Listen overflows: the kernel's `TcpExtListenOverflows` during the "
+        "row (SYNs dropped because the server's accept queue was full; each costs the station "
+        "a 1 s, 3 s, ... retransmission).",
+        f"- **Servers**: {'; '.join(report.LABELS.values())}. Echo answers BootNotification with "
+        "a canned Accepted.",
+        "",
+        "| server | cap | Accepted | all Accepted s | p50 s | p99 s | handshakes/s | failures "
+        "| listen overflows | sim CPU |",
+        "|---|--:|--:|--:|--:|--:|--:|---|--:|--:|",
+    ]
+    for run in storm_report.runs:
+        cap = str(run.concurrency) if run.concurrency else "none"
+        if run.result is None:
+            lines.append(f"| {run.server} | {cap} | — | — | — | — | — | {run.failure} | — | — |")
+            continue
+        r, boot = run.result, run.result.boot
+        failures = {**r.errors, **{f"timeout {k}": v for k, v in r.timeouts.items()}}
+        failures.update({f"CALLERROR {k}": v for k, v in r.callerrors.items()})
+        failed = ", ".join(f"{k} {v:,}" for k, v in sorted(failures.items())) or "0"
+        lines.append(
+            f"| {run.server} | {cap} | {boot.accepted:,} of {r.stations:,} "
+            f"| {_cell(boot.all_accepted_s)} | {_cell(boot.accepted_p50_s)} "
+            f"| {_cell(boot.accepted_p99_s)} | {boot.handshakes_per_s:,.0f} | {failed} "
+            f"| {run.listen_overflows:,} | {r.sim_cpu:.0%} |"
+        )
+    lines += ["", *_bar(storm_report), END]
+    return "\n".join(lines)
+
+
+def _bar(storm_report: StormReport) -> list[str]:
+    ours = [r for r in storm_report.runs if r.server == "csms" and r.result is not None]
+    if not ours:
+        return ["The bar (10,000 stations all Accepted in ≤ 10 s): not measured (csms failed)."]
+    lines = []
+    for run in ours:
+        assert run.result is not None
+        took = run.result.boot.all_accepted_s
+        met = took is not None and took <= BAR_S and storm_report.stations >= BAR_STATIONS
+        cap = f"cap {run.concurrency}" if run.concurrency else "all at once"
+        others = ", ".join(
+            f"{r.server} {_cell(r.result.boot.all_accepted_s, ' s')}"
+            for r in storm_report.runs
+            if r.server != "csms" and r.concurrency == run.concurrency and r.result is not None
+        )
+        lines.append(
+            f"- The bar, {storm_report.stations:,} stations all Accepted in ≤ {BAR_S:g} s "
+            f"({cap}): csms {_cell(took, ' s')} — {'met' if met else '**not met**'}"
+            f"{f'; beside it {others}' if others else ''}."
+        )
+    return lines
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
