@@ -36,6 +36,7 @@ from typing import Any
 
 import msgspec
 import nats
+import uvloop
 
 from bench.sections import write_section
 from csms.domain.events import FrameEvent
@@ -404,7 +405,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.stations, args.messages, args.lag_rate, args.lag_seconds = 10, 20, [500], 2
-    outcome = asyncio.run(run(args))
+    outcome = uvloop.run(run(args))  # the loop `csms serve` runs on
     command = ".venv/bin/python -m bench.projections " + (
         "--quick"
         if args.quick
