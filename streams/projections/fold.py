@@ -95,7 +95,10 @@ def _start_answers(events: list[FrameEvent]) -> dict[str, dict[str, Any]]:
             and e.action == "StartTransaction"
             and e.ocpp_version == "1.6"
         ):
-            frame = msgspec.json.decode(e.raw)
+            try:
+                frame = msgspec.json.decode(e.raw)
+            except msgspec.DecodeError:
+                continue  # its own fold records it as poison
             if isinstance(frame, list) and len(frame) >= 3 and isinstance(frame[2], dict):
                 answers[_corr(e)] = frame[2]
     return answers

@@ -75,8 +75,17 @@ def fold_batch(messages: list[tuple[int, str, bytes, int]]) -> Rows:
     """Fold (stream sequence, subject, data, stored ms) messages; pure."""
     rows = Rows()
     for seq, subject, data, stored_ms in messages:
-        rows.extend(fold_message(seq, subject, data, stored_ms))
+        try:
+            rows.extend(fold_message(seq, subject, data, stored_ms))
+        except Exception as err:  # a fold bug must not block the stream
+            log.exception("projector: folding stream message %d failed", seq)
+            rows.add("poison_events", _message_poison(seq, subject, data, err, stored_ms))
     return rows
+
+
+def _message_poison(seq: int, subject: str, data: bytes, err: Exception, stored_ms: int) -> Row:
+    error = f"fold: {type(err).__name__}: {err}"[:2000]
+    return [seq, WHOLE_MESSAGE, subject, error, data.decode(errors="replace")[:65536], stored_ms]
 
 
 class Projector:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from streams import envelope
 from streams.projections.fold import fold_message
 from streams.projections.rows import COLUMNS, WHOLE_MESSAGE, Rows
@@ -298,3 +300,39 @@ def test_values_that_do_not_fit_their_column_make_the_event_poison() -> None:
     assert named(rows, "status_notifications") == []
     (poison,) = named(rows, "poison_events")
     assert "32-bit" in poison["error"]
+
+
+def test_an_unreadable_answer_is_not_a_crash() -> None:
+    st = ScriptedStation("CP1")
+    call = st.call("StartTransaction", {"connectorId": 1, "idTag": "T", "meterStart": 0})
+    answer = st._event(
+        direction="out",
+        message_type=3,
+        unique_id=call.unique_id,
+        action="StartTransaction",
+        raw="[3, not json",
+    )
+    rows = fold(1, [call, answer])
+    (start,) = named(rows, "transaction_facts")  # left uncorrelated, not a crash
+    assert (start["fact"], start["transaction_id"], start["corr"]) == (
+        "start",
+        "",
+        "s1/" + str(call.unique_id),
+    )
+    assert len(named(rows, "events")) == 2
+
+
+def test_a_fold_bug_costs_one_message(monkeypatch: pytest.MonkeyPatch) -> None:
+    from streams.projections import projector
+
+    def broken(seq: int, subject: str, data: bytes, now_ms: int) -> Rows:
+        if seq == 2:
+            raise RuntimeError("bug")
+        return fold_message(seq, subject, data, now_ms)
+
+    monkeypatch.setattr(projector, "fold_message", broken)
+    st = ScriptedStation("CP1")
+    data = envelope.encode_many([st.connected()])
+    rows = projector.fold_batch([(1, "s", data, 0), (2, "s", data, 0), (3, "s", data, 0)])
+    assert [r[2] for r in rows.tables["events"]] == [1, 3]
+    assert [(r[0], r[1]) for r in rows.tables["poison_events"]] == [(2, WHOLE_MESSAGE)]
