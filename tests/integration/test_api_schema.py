@@ -33,7 +33,9 @@ async def test_schemathesis_finds_no_server_error(
             f"{gateway.api_url}/schema/openapi.json",
             "--checks", "not_a_server_error", "--max-examples", "10", "--workers", "2",
             "--request-timeout", "30", "--seed", "1", "--phases", "examples,coverage,fuzzing",
+            "--generation-database", "none",
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            cwd=tmp_path,  # its caches (.schemathesis/) stay out of the checkout
         )  # fmt: skip
         try:
             out, _ = await asyncio.wait_for(process.communicate(), 120)
