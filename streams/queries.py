@@ -316,13 +316,16 @@ def _time_conds(
 
 def payload_of(message_type: int, raw: str) -> Any:
     """The JSON payload of an OCPP-J frame: CALL [2,id,action,p], CALLRESULT [3,id,p],
-    CALLERROR [4,id,code,description,details] as an object; None otherwise."""
+    CALLERROR [4,id,code,description,details] as an object; a command event's record as is;
+    None otherwise."""
     if not raw:
         return None
     try:
         frame = msgspec.json.decode(raw)
     except msgspec.DecodeError:
         return None
+    if isinstance(frame, dict):  # not a frame: a command record (kind ``command``)
+        return frame
     if not isinstance(frame, list):
         return None
     if message_type in (2, 6) and len(frame) >= 4:
