@@ -39,6 +39,8 @@ LIMIT_S = 30.0
 """Longest a storm may run (the fleet stops at once when every station is Accepted)."""
 BAR_S = 10.0
 BAR_STATIONS = 10_000
+SIM_BUSY = 0.8
+"""Simulator CPU share over the whole row from which its rate may be the simulator's limit."""
 
 
 class StormRun(msgspec.Struct):
@@ -202,9 +204,16 @@ def render(storm_report: StormReport) -> str:
             f"| {run.server} | {cap} | {boot.accepted:,} of {r.stations:,} "
             f"| {_cell(boot.all_accepted_s)} | {_cell(boot.accepted_p50_s)} "
             f"| {_cell(boot.accepted_p99_s)} | {boot.handshakes_per_s:,.0f} | {failed} "
-            f"| {run.listen_overflows:,} | {r.sim_cpu:.0%} |"
+            f"| {run.listen_overflows:,} | {r.sim_cpu:.0%}{' ⚠' if r.sim_cpu >= SIM_BUSY else ''} |"
         )
-    lines += ["", *_bar(storm_report), END]
+    lines += [
+        "",
+        f"sim CPU = the simulator's CPU time / the row's wall time; ⚠ ≥ {SIM_BUSY:.0%}: the "
+        "simulator may be what limits that row (its rate is then a lower bound).",
+        "",
+        *_bar(storm_report),
+        END,
+    ]
     return "\n".join(lines)
 
 

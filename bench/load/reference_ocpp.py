@@ -3,8 +3,9 @@
     python -m bench.load.reference_ocpp --port PORT [--host 127.0.0.1]
 
 One ``ocpp.v16.ChargePoint`` per connection, the station id from the path, handlers for
-BootNotification, Heartbeat and MeterValues; schema validation as the package does it by default
-(jsonschema, in the default thread pool), on the standard asyncio loop. Nothing is stored.
+BootNotification, Heartbeat, MeterValues and StatusNotification; schema validation as the
+package does it by default (jsonschema, in the default thread pool), on the standard asyncio
+loop. Nothing is stored.
 """
 
 from __future__ import annotations
@@ -46,6 +47,10 @@ class ReferenceChargePoint(ChargePoint):  # type: ignore[misc]
     @on(Action.meter_values)  # type: ignore[untyped-decorator]
     async def on_meter_values(self, **_: Any) -> call_result.MeterValues:
         return call_result.MeterValues()
+
+    @on(Action.status_notification)  # type: ignore[untyped-decorator]
+    async def on_status_notification(self, **_: Any) -> call_result.StatusNotification:
+        return call_result.StatusNotification()
 
 
 async def on_connect(websocket: ServerConnection) -> None:
