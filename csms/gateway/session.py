@@ -61,15 +61,19 @@ class StationSession(WSListener):
 
     __slots__ = (
         "_answered",
+        "_arrival",
+        "_arrivals",
         "_backlog",
         "_busy",
         "_call_lock",
         "_closed",
+        "_current",
         "_done",
         "_fragments",
         "_on_closed",
         "_paused",
         "_pending",
+        "_recent",
         "_seq",
         "_transport",
         "_worker",
@@ -98,9 +102,17 @@ class StationSession(WSListener):
         self.session_id = uuid.uuid4().hex[:12]
         self._on_closed = on_closed
         self._seq = itertools.count()
-        self._backlog: deque[tuple[str, bytes]] | None = None
+        self._backlog: deque[tuple[str, bytes, int]] | None = None
         """Frames waiting while one is in progress (created on first need: most never wait)."""
         self._busy = False
+        self._current: str | None = None
+        """The message id of the station CALL in progress."""
+        self._arrivals = 0
+        self._arrival = 0
+        """Arrival number of the frame in progress."""
+        self._recent: dict[str, int] | None = None
+        """M24: ids of CALLs answered while frames waited, with the arrival count at the answer:
+        a waiting CALL that arrived before the answer to its id is a duplicate in flight."""
         self._paused = False
         self._fragments = bytearray()
         self._transport: WSTransport | None = None
@@ -158,12 +170,14 @@ class StationSession(WSListener):
 
     # -- one frame at a time, in order ----------------------------------------------------
     def _enqueue(self, kind: str, data: bytes) -> None:
+        arrival = self._arrivals
+        self._arrivals += 1
         if not self._busy:
-            self._dispatch(kind, data)
+            self._dispatch(kind, data, arrival)
             return
         if self._backlog is None:
             self._backlog = deque()
-        self._backlog.append((kind, data))
+        self._backlog.append((kind, data, arrival))
         if len(self._backlog) >= INBOUND_QUEUE and not self._paused and self._transport:
             self._paused = True
             self._transport.underlying_transport.pause_reading()
@@ -172,20 +186,32 @@ class StationSession(WSListener):
         """The previous item is done (stored, and answered if it was a CALL): start the next."""
         self._busy = False
         self._worker = None
-        if self._backlog:
-            kind, data = self._backlog.popleft()
-            if self._paused and len(self._backlog) < INBOUND_QUEUE // 2 and self._transport:
-                self._paused = False
-                self._transport.underlying_transport.resume_reading()
-            self._dispatch(kind, data)
+        if not self._backlog:
+            self._current = self._recent = None
+            return
+        if self._current is not None:
+            if self._recent is None:
+                self._recent = {}
+            self._recent[self._current] = self._arrivals
+            self._current = None
+        kind, data, arrival = self._backlog.popleft()
+        if self._paused and len(self._backlog) < INBOUND_QUEUE // 2 and self._transport:
+            self._paused = False
+            self._transport.underlying_transport.resume_reading()
+        self._dispatch(kind, data, arrival)
 
-    def _dispatch(self, kind: str, data: bytes) -> None:
+    def _dispatch(self, kind: str, data: bytes, arrival: int) -> None:
         self._busy = True
+        self._arrival = arrival
         if kind == "disconnected":
             event = self._event("disconnected", "in", 0, None, None, "", data.decode())
             self.sink.submit((event,), self._finished)
         elif not self._fast(data):
             self._worker = asyncio.get_running_loop().create_task(self._slow(data))
+
+    def _in_flight(self, unique_id: str) -> bool:
+        """M24: did this CALL arrive before the answer to an earlier CALL with its id?"""
+        return self._recent is not None and self._recent.get(unique_id, -1) > self._arrival
 
     def _finished(self, _: int) -> None:
         self._busy = False
@@ -203,6 +229,9 @@ class StationSession(WSListener):
             return False
         if type(frame) is not Call or frame.message_type_id != 2:
             return False
+        if self._in_flight(frame.unique_id):
+            return False  # M24, answered on the slow path
+        self._current = frame.unique_id
         received = self._event(
             "frame", "in", frame.message_type_id, frame.unique_id, frame.action, text
         )
@@ -341,7 +370,10 @@ class StationSession(WSListener):
             received = self._event(
                 "frame", "in", frame.message_type_id, frame.unique_id, frame.action, text
             )
-            if frame.message_type_id == 2:
+            if frame.message_type_id == 2 and self._in_flight(frame.unique_id):
+                await self._in_progress(frame, received)
+            elif frame.message_type_id == 2:
+                self._current = frame.unique_id
                 await self._answer(frame, received)
             else:
                 await self.sink.publish(received)
@@ -357,6 +389,14 @@ class StationSession(WSListener):
             await self._record(
                 "frame", "in", frame.message_type_id, frame.unique_id, None, text, reason
             )
+
+    async def _in_progress(self, call: Call, received: FrameEvent) -> None:
+        """M24: a CALL that arrived while a CALL with the same id was in progress is refused
+        (1.6 GenericError, 2.x RpcFrameworkError; reliability.md §5.3), not run twice."""
+        code = "GenericError" if self.codec.version == "1.6" else "RpcFrameworkError"
+        text = f"a CALL with id {call.unique_id} is already in progress"
+        reply = self.codec.encode_call_error(call.unique_id, self.codec.spell(code), text)
+        await self._send(reply, 4, call.unique_id, call.action, received)
 
     async def _refused(self, text: str, err: OcppError) -> None:
         """The one place that turns a refused frame into its CALLERROR (or into silence for

@@ -111,3 +111,30 @@ async def test_16_ids_are_per_connection_so_a_repeat_is_a_new_call(csms: app.Run
     other = await station.call("StartTransaction", {**start, "meterStart": 5}, unique_id="1")
     assert first[2]["transactionId"] != other[2]["transactionId"]
     await station.close()
+
+
+@pytest.mark.parametrize(
+    ("subprotocol", "code"), [("ocpp1.6", "GenericError"), ("ocpp2.0.1", "RpcFrameworkError")]
+)
+async def test_a_call_repeated_while_in_progress_is_refused_not_run_twice(
+    csms: app.Running, subprotocol: str, code: str
+) -> None:
+    """M24: both frames leave in one TCP write (client frames built by hand: FIN+text, masked
+    with a zero key), so the second arrives while the first is in progress."""
+    station = await Station.connect(ws_url(csms, f"CP-M24-{code}"), subprotocol)
+    frame = json.dumps([2, "dup", "Heartbeat", {}])
+    masked = b"\x81" + bytes([0x80 | len(frame)]) + b"\x00\x00\x00\x00" + frame.encode()
+    station.transport.underlying_transport.write(masked + masked)  # one TCP write: both at once
+    first, second = await station.receive(), await station.receive()
+    assert first[0] == 3
+    assert first[1] == "dup"
+    assert second[:3] == [4, "dup", code]
+    station_id = f"CP-M24-{code}" if subprotocol == "ocpp1.6" else f"cp-m24-{code}".lower()
+    events = await read_all_events(csms.nats_url, station_id)  # 2.x identities: case-insensitive
+    assert [(e.direction, e.message_type) for e in events if e.kind == "frame"] == [
+        ("in", 2),
+        ("out", 3),
+        ("in", 2),
+        ("out", 4),
+    ]
+    await station.close()
