@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -68,6 +69,7 @@ class Gateway:
         self.config = config
         self.sessions: dict[str, StationSession] = {}
         self._server: asyncio.Server | None = None
+        self._sweeper: asyncio.Task[None] | None = None
 
     @property
     def port(self) -> int:
@@ -94,6 +96,7 @@ class Gateway:
         self._pending = PendingHandshakes(self.config.max_pending_handshakes_per_address)
         self._server = await listen(self._upgrade, host, port, options, self._pending)
         log.info("OCPP listener on ws://%s:%d/ocpp/{stationId}", host, self.port)
+        self._sweeper = asyncio.get_running_loop().create_task(self._keepalive())
         if self.tls is not None and self.config.tls_port is not None:
             self._tls_server = await listen(
                 self._upgrade, host, self.config.tls_port, options, self._pending, self.tls
@@ -156,8 +159,22 @@ class Gateway:
         if self.observer is not None:
             self.observer.closed(session.station_id, session.session_id)
 
+    async def _keepalive(self) -> None:
+        """One sweep over all sessions a few times per ping interval: idle stations are pinged
+        and dead ones dropped without a timer or task per connection (memory per idle
+        connection is a target: picows' own auto-ping runs a task per connection)."""
+        interval_s, timeout_s = self.config.ping_interval_s, self.config.ping_timeout_s
+        tick_s = min(max(min(interval_s, timeout_s) / 4, 0.05), 5.0)
+        while True:
+            await asyncio.sleep(tick_s)
+            now = time.monotonic()
+            for session in list(self.sessions.values()):
+                session.keepalive(now, interval_s, timeout_s)
+
     async def stop(self) -> None:
         """Stop accepting, close every session with 1001, let in-flight work finish."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
         for server in (self._server, self._tls_server):
             if server is not None:
                 server.close()

@@ -70,9 +70,11 @@ class StationSession(WSListener):
         "_current",
         "_done",
         "_fragments",
+        "_last_seen",
         "_on_closed",
         "_paused",
         "_pending",
+        "_ping_sent",
         "_recent",
         "_seq",
         "_transport",
@@ -115,6 +117,9 @@ class StationSession(WSListener):
         a waiting CALL that arrived before the answer to its id is a duplicate in flight."""
         self._paused = False
         self._fragments = bytearray()
+        self._last_seen = time.monotonic()
+        self._ping_sent = 0.0
+        """When our unanswered keep-alive ping left (0: none outstanding)."""
         self._transport: WSTransport | None = None
         self._worker: asyncio.Task[None] | None = None
         """The slow path's task of the frame in progress, if any."""
@@ -142,8 +147,11 @@ class StationSession(WSListener):
         self.sink.submit((self._event("connected", "in", 0, None, None, ""),), self._next)
 
     def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        self._last_seen = time.monotonic()
         kind = frame.msg_type
-        if kind == WSMsgType.TEXT or kind == WSMsgType.CONTINUATION:
+        if kind == WSMsgType.PONG:
+            self._ping_sent = 0.0
+        elif kind == WSMsgType.TEXT or kind == WSMsgType.CONTINUATION:
             self._fragments += frame.get_payload_as_bytes()
             if len(self._fragments) > self.codec.max_frame_bytes:
                 self._fragments.clear()
@@ -277,6 +285,21 @@ class StationSession(WSListener):
             log.exception("session %s of %s failed", self.session_id, self.station_id)
             self.close(WSCloseCode.INTERNAL_ERROR, "internal error")
         self._next()
+
+    def keepalive(self, now: float, interval_s: float, timeout_s: float) -> None:
+        """Called by the gateway's sweeper (one timer for all sessions, not a task each): ping
+        a station silent for ``interval_s``; drop one that has not answered within
+        ``timeout_s`` (a half-open TCP connection would otherwise hold its identity)."""
+        transport = self._transport
+        if transport is None or transport.is_disconnected:
+            return
+        if self._ping_sent:
+            if now - self._ping_sent > timeout_s:
+                log.info("station %s did not answer a ping; disconnecting", self.station_id)
+                transport.disconnect()
+        elif now - self._last_seen > interval_s:
+            self._ping_sent = now
+            transport.send_ping()
 
     def close(self, code: WSCloseCode = WSCloseCode.OK, reason: str = "") -> None:
         if self._transport is not None and not self._transport.is_disconnected:
