@@ -71,7 +71,10 @@ async def get_command(services: Services, command_id: FromPath[str]) -> CommandR
 class BulkCommand(msgspec.Struct, kw_only=True):
     station_ids: Annotated[list[str], msgspec.Meta(min_length=1, max_length=10_000)]
     payload: dict[str, Any] = {}
-    wait: Annotated[float, msgspec.Meta(gt=0, le=300)] = 30.0
+    wait: Annotated[float, msgspec.Meta(ge=0, le=300)] = 30.0
+    """Seconds to wait for each station; 0: queue them all, answer at once with the command ids
+    (202 per station) and let them run in the background, still at most ``bulk_concurrency``
+    at a time (firmware roll-outs to thousands of stations)."""
 
 
 class BulkItem(msgspec.Struct, kw_only=True):
@@ -104,8 +107,8 @@ async def bulk_command(
     action: FromPath[str],
     data: JSONBody[BulkCommand],
 ) -> BulkResult:
-    """Per-station outcomes, in the order of ``station_ids``; at most
-    ``bulk_concurrency`` commands are in flight at once."""
+    """Per-station outcomes (``wait=0``: command ids to poll), in the order of ``station_ids``;
+    at most ``bulk_concurrency`` commands are in flight at once."""
     gate = asyncio.Semaphore(services.bulk_concurrency)
     who = requested_by(request)
 
@@ -122,11 +125,10 @@ async def bulk_command(
                     description=problem.detail,
                     code=problem.extensions.get("code"),
                 )
-        assert outcome is not None
         item = result_of(record)
         return BulkItem(
             station_id=station_id,
-            http_status=HTTP_OF[outcome.outcome],
+            http_status=HTTP_OF[outcome.outcome] if outcome is not None else 202,
             command_id=item.command_id,
             status=item.status,
             outcome=item.outcome,

@@ -212,4 +212,5 @@ async def run_on(
 
 
 async def _background(services: ApiServices, record: CommandRecord, version: str) -> None:
-    await execute(services, record, services.default_wait_s, track=True, version=version)
+    async with services.background_gate:  # thousands queued by one bulk call: a bounded few run
+        await execute(services, record, services.default_wait_s, track=True, version=version)

@@ -37,6 +37,11 @@ class ApiServices:
     store: Any = None
     """The projections' ``streams.store.Store`` (boot info, connector status), if any."""
     background: set[asyncio.Task[None]] = field(default_factory=set)
+    background_gate: asyncio.Semaphore = field(init=False)
+    """At most ``bulk_concurrency`` commands of ``?wait=0`` run at once (the rest: pending)."""
+
+    def __post_init__(self) -> None:
+        self.background_gate = asyncio.Semaphore(self.bulk_concurrency)
 
     @classmethod
     async def open(
