@@ -20,7 +20,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
 from csms import __version__
-from csms.api import commands, convenience, stations, tokens
+from csms.api import commands, configuration, convenience, stations, tokens
 from csms.api.auth import require_api_key
 from csms.api.metrics import metrics, metrics_middleware
 from csms.api.problems import EXCEPTION_HANDLERS
@@ -53,6 +53,7 @@ def build_app(services: Services, store: Any = None) -> Litestar:
         commands.get_command,
         commands.bulk_command,
         *convenience.HANDLERS,
+        *configuration.HANDLERS,
         *tokens.HANDLERS,
     ]
     dependencies: dict[str, Provide] = {

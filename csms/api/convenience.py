@@ -9,8 +9,8 @@ import secrets
 from typing import Annotated, Any, Literal
 
 import msgspec
-from litestar import Request, get, post, put
-from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar import Request, post
+from litestar.params import FromPath, JSONBody
 
 from csms.api.auth import requested_by
 from csms.api.commands import Wait
@@ -58,7 +58,7 @@ async def send(
     )
 
 
-def _is16(presence: StationPresence) -> bool:
+def is_v16(presence: StationPresence) -> bool:
     return presence.ocpp_version == "1.6"
 
 
@@ -88,7 +88,7 @@ async def remote_start(
     ``wait``) for the station to report the transaction and returns its ``transaction_id``."""
     presence = await connected_station(services, station_id)
     payload: dict[str, Any]
-    if _is16(presence):
+    if is_v16(presence):
         action, payload = "RemoteStartTransaction", {"idTag": data.id_token}
         if data.connector_id is not None:
             payload["connectorId"] = data.connector_id
@@ -128,7 +128,7 @@ async def remote_stop(
     """1.6 RemoteStopTransaction (integer ids) / 2.x RequestStopTransaction."""
     presence = await connected_station(services, station_id)
     payload: dict[str, Any]
-    if _is16(presence):
+    if is_v16(presence):
         if not data.transaction_id.lstrip("-").isdigit():
             raise ProblemError(422, "invalid-payload", "1.6 transaction ids are integers")
         action, payload = "RemoteStopTransaction", {"transactionId": int(data.transaction_id)}
@@ -154,7 +154,7 @@ async def reset(
 ) -> ActionOutcome:
     presence = await connected_station(services, station_id)
     payload: dict[str, Any]
-    if _is16(presence):
+    if is_v16(presence):
         payload = {"type": "Hard" if data.kind == "hard" else "Soft"}
     else:
         payload = {"type": "Immediate" if data.kind == "hard" else "OnIdle"}
@@ -184,7 +184,7 @@ async def unlock(
 ) -> ActionOutcome:
     presence = await connected_station(services, station_id)
     payload: dict[str, Any] = {"connectorId": data.connector_id}
-    if not _is16(presence):
+    if not is_v16(presence):
         payload["evseId"] = data.evse_id
     return await send(request, services, presence, "UnlockConnector", payload, wait)
 
@@ -213,7 +213,7 @@ async def availability(
     presence = await connected_station(services, station_id)
     status = "Operative" if data.operative else "Inoperative"
     payload: dict[str, Any]
-    if _is16(presence):
+    if is_v16(presence):
         payload = {"connectorId": data.connector_id or 0, "type": status}
     else:
         payload = {"operationalStatus": status}
@@ -248,112 +248,11 @@ async def trigger(
 ) -> ActionOutcome:
     presence = await connected_station(services, station_id)
     payload: dict[str, Any] = {"requestedMessage": data.message}
-    if _is16(presence) and data.connector_id is not None:
+    if is_v16(presence) and data.connector_id is not None:
         payload["connectorId"] = data.connector_id
-    elif not _is16(presence) and data.evse_id is not None:
+    elif not is_v16(presence) and data.evse_id is not None:
         payload["evse"] = {"id": data.evse_id}
     return await send(request, services, presence, "TriggerMessage", payload, wait)
-
-
-class Setting(msgspec.Struct, kw_only=True):
-    key: str
-    """1.6 configuration key; 2.x ``Component.Variable``."""
-    value: str | None = None
-    readonly: bool | None = None
-    status: str | None = None
-    """2.x attribute status (Accepted, UnknownVariable, …)."""
-
-
-class Settings(msgspec.Struct, kw_only=True):
-    command_id: str
-    ocpp_version: str
-    settings: list[Setting]
-    unknown: list[str] = []
-    """1.6: keys the station does not know."""
-
-
-def _component_variable(key: str) -> dict[str, Any]:
-    component, sep, variable = key.partition(".")
-    if not sep or not component or not variable:
-        raise ProblemError(422, "invalid-payload", f"2.x keys are Component.Variable: {key!r}")
-    return {"component": {"name": component}, "variable": {"name": variable}}
-
-
-def _key_of(item: dict[str, Any]) -> str:
-    return f"{item['component']['name']}.{item['variable']['name']}"
-
-
-@get(
-    "/stations/{station_id:str}/configuration",
-    summary="Get configuration / variables",
-    responses=RESPONSES,
-)
-async def get_configuration(
-    request: Request[Any, Any, Any],
-    services: Services,
-    station_id: FromPath[str],
-    key: Annotated[list[str] | None, QueryParameter(max_items=100)] = None,
-    wait: Wait = 30.0,
-) -> Settings:
-    """1.6 GetConfiguration (no key: all); 2.x GetVariables (keys ``Component.Variable``)."""
-    presence = await connected_station(services, station_id)
-    keys = key or []
-    if _is16(presence):
-        payload: dict[str, Any] = {"key": keys} if keys else {}
-        outcome = await send(request, services, presence, "GetConfiguration", payload, wait)
-        result = outcome.result or {}
-        settings = [
-            Setting(key=k["key"], value=k.get("value"), readonly=k.get("readonly"))
-            for k in result.get("configurationKey", [])
-        ]
-        unknown = list(result.get("unknownKey", []))
-        return Settings(
-            command_id=outcome.command_id, ocpp_version="1.6", settings=settings, unknown=unknown
-        )
-    if not keys:
-        raise ProblemError(
-            422, "invalid-payload", "2.x: name the variables (key=Component.Variable)"
-        )
-    payload = {"getVariableData": [_component_variable(k) for k in keys]}
-    outcome = await send(request, services, presence, "GetVariables", payload, wait)
-    settings = [
-        Setting(key=_key_of(r), value=r.get("attributeValue"), status=r.get("attributeStatus"))
-        for r in (outcome.result or {}).get("getVariableResult", [])
-    ]
-    return Settings(
-        command_id=outcome.command_id, ocpp_version=presence.ocpp_version, settings=settings
-    )
-
-
-class SetSetting(msgspec.Struct, kw_only=True):
-    key: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
-    value: Annotated[str, msgspec.Meta(max_length=1000)]
-
-
-@put(
-    "/stations/{station_id:str}/configuration",
-    summary="Set configuration / a variable",
-    responses=RESPONSES,
-)
-async def set_configuration(
-    request: Request[Any, Any, Any],
-    services: Services,
-    station_id: FromPath[str],
-    data: JSONBody[SetSetting],
-    wait: Wait = 30.0,
-) -> ActionOutcome:
-    """1.6 ChangeConfiguration; 2.x SetVariables (``status`` is the attribute status)."""
-    presence = await connected_station(services, station_id)
-    payload: dict[str, Any]
-    if _is16(presence):
-        payload = {"key": data.key, "value": data.value}
-        return await send(request, services, presence, "ChangeConfiguration", payload, wait)
-    item = {"attributeValue": data.value, **_component_variable(data.key)}
-    payload = {"setVariableData": [item]}
-    outcome = await send(request, services, presence, "SetVariables", payload, wait)
-    results = (outcome.result or {}).get("setVariableResult", [])
-    outcome.status = results[0].get("attributeStatus") if results else None
-    return outcome
 
 
 HANDLERS = [
@@ -363,6 +262,4 @@ HANDLERS = [
     unlock,
     availability,
     trigger,
-    get_configuration,
-    set_configuration,
 ]
