@@ -196,6 +196,7 @@ class StationSession(WSListener):
         self._worker = None
         if not self._backlog:
             self._current = self._recent = None
+            self._backlog = None  # an idle session keeps no deque (they are 600+ bytes)
             return
         if self._current is not None:
             if self._recent is None:
