@@ -2,7 +2,7 @@
 
     python -m bench.fleet --url ws://host:port/ocpp --stations N --scenario NAME
         [--version 1.6|2.0.1|2.1] [--duration S] [--prefix ID_PREFIX] [--quiet] [--json OUT]
-        [--connect-concurrency K]
+        [--connect-concurrency K] [--watch NAME=PID ...]
     python -m bench.fleet --list
 
 Station i connects to ``<url>/<prefix><i>``. A progress line goes to stderr every second; at the
@@ -26,6 +26,11 @@ from bench.load.sim import raise_nofile
 FD_HEADROOM = 256
 
 
+def _watch(text: str) -> tuple[str, int]:
+    name, _, pid = text.partition("=")
+    return name, int(pid)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="csms simulate", description=__doc__.split("\n")[0])
     p.add_argument("--url", help="ws://host:port/path; /<prefix><i> is added per station")
@@ -38,6 +43,14 @@ def parser() -> argparse.ArgumentParser:
         "--connect-concurrency", type=int, help="handshakes in flight at once (0: no limit)"
     )
     p.add_argument("--quiet", action="store_true", help="no progress line")
+    p.add_argument(
+        "--watch",
+        type=_watch,
+        action="append",
+        default=[],
+        metavar="NAME=PID",
+        help="a server process: its CPU share over the window and RSS per station are reported",
+    )
     p.add_argument("--json", type=Path, help="also write the result here")
     p.add_argument("--list", action="store_true", help="list the scenarios and exit")
     return p
@@ -63,6 +76,13 @@ def summary(result: FleetResult) -> str:
     lines += [
         f"  burst {b.at}: {b.answered:,}/{b.sent:,} answered in {b.all_answered_s} s"
         for b in result.bursts
+    ]
+    lines += [
+        f"  {name}: CPU {cpu:.0%} of a core over the window, RSS "
+        f"{result.server_rss_kb.get(name, 0) / 1024:,.0f} MB "
+        f"({result.server_rss_kb.get(name, 0) * 1024 / max(result.stations, 1) / 1024:,.1f} KB "
+        "per station, all memory counted)"
+        for name, cpu in result.server_cpu.items()
     ]
     lines.append(f"  simulator CPU {result.sim_cpu:.0%}")
     return "\n".join(lines)
@@ -92,7 +112,15 @@ def main(argv: list[str]) -> int:
     if args.connect_concurrency is not None:
         scenario = msgspec.structs.replace(scenario, connect_concurrency=args.connect_concurrency)
     raise_nofile(args.stations + FD_HEADROOM)
-    fleet = Fleet(args.url, scenario, args.version, args.stations, args.prefix, not args.quiet)
+    fleet = Fleet(
+        args.url,
+        scenario,
+        args.version,
+        args.stations,
+        args.prefix,
+        progress=not args.quiet,
+        watch=dict(args.watch),
+    )
     result = uvloop.run(fleet.run(args.duration))
     print(summary(result), file=sys.stderr)
     encoded = msgspec.json.encode(result)

@@ -23,6 +23,7 @@ from bench.fleet.model import BootStorm, Burst, FleetResult, percentiles
 from bench.fleet.scenario import Scenario
 from bench.fleet.shared import Shared
 from bench.fleet.station import SimStation
+from bench.load.sim import cpu_seconds, rss_kb
 
 HANDSHAKE_TIMEOUT_S = 30.0
 CONNECT_TIMEOUT_S = 60.0
@@ -38,6 +39,7 @@ class Fleet:
         stations: int,
         prefix: str = "sim",
         progress: bool = False,
+        watch: dict[str, int] | None = None,
     ) -> None:
         self.url = url.rstrip("/")
         self.scenario = scenario
@@ -45,6 +47,10 @@ class Fleet:
         self.count = stations
         self.prefix = prefix
         self.progress = progress
+        self.watch = watch or {}
+        """Server processes (name → pid) whose CPU share and RSS over the window are reported."""
+        self._watch_cpu: dict[str, float] = {}
+        self._watched: tuple[dict[str, float], dict[str, int]] = ({}, {})
         self.stations: list[SimStation] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._stop = asyncio.Event()
@@ -119,11 +125,18 @@ class Fleet:
 
     def begin_window(self) -> None:
         self.shared.recording = True
+        self._watch_cpu = {name: cpu_seconds(pid) for name, pid in self.watch.items()}
         self._window = (time.monotonic(), 0.0)
 
     def end_window(self) -> None:
         self.shared.recording = False
         self._window = (self._window[0], time.monotonic())
+        window_s = max(self._window[1] - self._window[0], 1e-9)
+        cpu = {
+            name: round((cpu_seconds(pid) - self._watch_cpu.get(name, 0.0)) / window_s, 3)
+            for name, pid in self.watch.items()
+        }
+        self._watched = (cpu, {name: rss_kb(pid) for name, pid in self.watch.items()})
 
     async def _pause(self, seconds: float) -> bool:
         """Sleep, unless stopped first (then True)."""
@@ -276,6 +289,8 @@ class Fleet:
             replayed=shared.replayed,
             commands=dict(shared.commands),
             bursts=[_burst(b) for b in shared.bursts],
+            server_cpu=self._watched[0],
+            server_rss_kb=self._watched[1],
             sim_cpu=round(
                 (time.process_time() - self._cpu_start)
                 / max(time.monotonic() - self._wall_start, 1e-9),

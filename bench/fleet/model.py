@@ -83,3 +83,7 @@ class FleetResult(msgspec.Struct, frozen=True, kw_only=True):
     bursts: list[Burst] = msgspec.field(default_factory=list)
     sim_cpu: float = 0.0
     """Simulator CPU time / wall time of the whole run (1.0 = one core busy)."""
+    server_cpu: dict[str, float] = msgspec.field(default_factory=dict)
+    """Per watched server process (``--watch NAME=PID``): CPU time over the window / window."""
+    server_rss_kb: dict[str, int] = msgspec.field(default_factory=dict)
+    """Per watched server process: VmRSS at the end of the window."""

@@ -30,7 +30,8 @@ class Scenario(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     """0: the interval of the CSMS's BootNotification answer."""
     charging: bool = True
     start_at_once: bool = False
-    """Plug in right after boot; otherwise after a first idle time."""
+    """Plug in right after boot; otherwise as if the fleet had been running: a share of
+    mean session / (mean session + mean idle) starts within 10 s, the rest after an idle time."""
     idle_s: tuple[float, float] = (60.0, 600.0)
     """Between sessions."""
     session_s: tuple[float, float] = (900.0, 3600.0)

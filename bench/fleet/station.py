@@ -33,6 +33,8 @@ NOTHING = b"\x00"
 # message tags
 BOOT, STATUS, HEARTBEAT, AUTHORIZE, START, METER, CLOCK_METER, STOP = range(8)
 TRANSACTIONAL = frozenset({START, METER, CLOCK_METER, STOP})
+FIRST_SESSIONS_SPREAD_S = 10.0
+"""Stations found charging at the start begin their sessions within this (not all at once)."""
 REBOOT_DELAY_S = 0.5
 """After answering Reset: the answer reaches the CSMS (and queued messages leave) first."""
 
@@ -290,7 +292,7 @@ class SimStation(WSListener):
         connection = self.connection
         shared.loop.call_later(self.heartbeat_s, self._heartbeat, connection)
         if first and shared.scenario.charging and not shared.scenario.boot_only:
-            self._schedule_plug_in(at_once=shared.scenario.start_at_once)
+            self._first_plug_in()
 
     def _status(self) -> bytes:
         return self.dialect.status(1, "Occupied" if self.tx is not None else "Available")
@@ -363,6 +365,21 @@ class SimStation(WSListener):
             return
         self.enqueue(Msg(HEARTBEAT, b"Heartbeat", b"{}"))
         self.shared.loop.call_later(self.heartbeat_s, self._heartbeat, connection)
+
+    def _first_plug_in(self) -> None:
+        """At once, or as if the fleet had been running: a station is found charging with the
+        probability mean session / (mean session + mean idle), the others plug in later."""
+        scenario = self.shared.scenario
+        if scenario.start_at_once:
+            self._plug_in()
+            return
+        session_s, idle_s = sum(scenario.session_s) / 2, sum(scenario.idle_s) / 2
+        charging = session_s / (session_s + idle_s) if session_s + idle_s > 0 else 1.0
+        if random.random() < charging:
+            delay = random.uniform(0, FIRST_SESSIONS_SPREAD_S)
+        else:
+            delay = random.uniform(0, scenario.idle_s[1])
+        self.shared.loop.call_later(delay, self._plug_in)
 
     def _schedule_plug_in(self, at_once: bool = False) -> None:
         delay = 0.0 if at_once else random.uniform(*self.shared.scenario.idle_s)
