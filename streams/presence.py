@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import zlib
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -140,16 +141,26 @@ class PresenceReader:
         presence.last_seen = max(presence.last_seen, beat.at)
 
 
+Write = StationPresence | tuple[str, str, str]
+"""An open (the new entry) or a close (station, session, time)."""
+
+WRITERS = 8
+"""Parallel writers; one station always goes to the same one, so its writes stay in order."""
+
+
 class PresenceWriter:
     """Write side (a gateway): ``opened``/``closed`` are synchronous (called from socket
-    callbacks) and queue their write; one task applies them in order."""
+    callbacks) and queue their write; a few tasks apply them, each station's in order, and
+    retry while NATS is away (a connect storm or an outage delays presence, never loses it)."""
 
-    def __init__(self, kv: KeyValue, node_id: str) -> None:
+    def __init__(self, kv: KeyValue, node_id: str, max_retry_delay_s: float = 2.0) -> None:
         self._kv = kv
         self.node_id = node_id
-        self._queue: asyncio.Queue[StationPresence | tuple[str, str, str]] = asyncio.Queue()
-        self._task: asyncio.Task[None] | None = None
+        self._max_retry_delay_s = max_retry_delay_s
+        self._queues: list[asyncio.Queue[Write]] = [asyncio.Queue() for _ in range(WRITERS)]
+        self._tasks: list[asyncio.Task[None]] = []
         self._beating: asyncio.Task[None] | None = None
+        self._pending = 0
         self._idle = asyncio.Event()
         self._idle.set()
 
@@ -157,7 +168,7 @@ class PresenceWriter:
         """Start applying writes, and beating every ``beat_interval_s`` with the number of
         stations the node holds."""
         loop = asyncio.get_running_loop()
-        self._task = loop.create_task(self._run())
+        self._tasks = [loop.create_task(self._run(queue)) for queue in self._queues]
         self._beating = loop.create_task(self._beat_loop(stations, beat_interval_s))
 
     async def _beat_loop(self, stations: Callable[[], int], interval_s: float) -> None:
@@ -185,9 +196,11 @@ class PresenceWriter:
     def closed(self, station_id: str, session_id: str) -> None:
         self._put((station_id, session_id, utc_now()))
 
-    def _put(self, item: StationPresence | tuple[str, str, str]) -> None:
+    def _put(self, item: Write) -> None:
+        station_id = item.station_id if isinstance(item, StationPresence) else item[0]
+        self._pending += 1
         self._idle.clear()
-        self._queue.put_nowait(item)
+        self._queues[zlib.crc32(station_id.encode()) % WRITERS].put_nowait(item)
 
     async def beat(self, stations: int) -> None:
         beat = NodeBeat(node_id=self.node_id, at=utc_now(), stations=stations)
@@ -205,27 +218,29 @@ class PresenceWriter:
         await self.flush()
         with contextlib.suppress(Exception):
             await self._kv.delete(node_key(self.node_id))
-        for task in (self._task, self._beating):
+        for task in (*self._tasks, self._beating):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
 
-    async def _run(self) -> None:
+    async def _run(self, queue: asyncio.Queue[Write]) -> None:
         while True:
-            item = await self._queue.get()
-            try:
-                await self._apply(item)
-            except (
-                NatsError,
-                OSError,
-                TimeoutError,
-            ) as err:  # NATS down: presence is best effort, the socket is not
-                log.warning("presence write failed: %s", err)
-            if self._queue.empty():
+            item = await queue.get()
+            delay = 0.05
+            while True:
+                try:
+                    await self._apply(item)
+                    break
+                except (NatsError, OSError, TimeoutError) as err:
+                    log.warning("presence write failed (%s); retrying in %.2fs", err, delay)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, self._max_retry_delay_s)
+            self._pending -= 1
+            if self._pending == 0:
                 self._idle.set()
 
-    async def _apply(self, item: StationPresence | tuple[str, str, str]) -> None:
+    async def _apply(self, item: Write) -> None:
         if isinstance(item, StationPresence):
             await self._kv.put(station_key(item.station_id), _encode(item))
             return
