@@ -169,7 +169,36 @@ class PresenceWriter:
         stations the node holds."""
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._run(queue)) for queue in self._queues]
+        self._tasks.append(loop.create_task(self._sweep(utc_now())))
         self._beating = loop.create_task(self._beat_loop(stations, beat_interval_s))
+
+    async def _sweep(self, started_at: str) -> None:
+        """A node restarting under the same id (a container's pid 1, a stable host name) would
+        revive the entries its previous life never closed: close every entry of this node
+        older than this start (its new sessions are younger)."""
+        try:
+            watcher = await self._kv.watch("st.>", ignore_deletes=True)
+            stale: list[tuple[str, int, StationPresence]] = []
+            while True:
+                entry = await watcher.updates(timeout=5.0)  # type: ignore[no-untyped-call]
+                if entry is None:
+                    break
+                if entry.value and entry.operation is None and entry.revision is not None:
+                    presence = _station.decode(entry.value)
+                    mine = presence.node_id == self.node_id and presence.connected
+                    if mine and presence.connected_at < started_at:
+                        stale.append((entry.key, entry.revision, presence))
+            await watcher.stop()  # type: ignore[no-untyped-call]
+        except (NatsError, OSError, TimeoutError) as err:
+            log.warning("presence sweep failed: %s", err)
+            return
+        for key, revision, presence in stale:
+            presence.connected = False
+            presence.disconnected_at = started_at
+            with contextlib.suppress(KeyWrongLastSequenceError, NatsError):
+                await self._kv.update(key, _encode(presence), last=revision)
+        if stale:
+            log.info("presence: closed %d entries of this node's previous run", len(stale))
 
     async def _beat_loop(self, stations: Callable[[], int], interval_s: float) -> None:
         while True:

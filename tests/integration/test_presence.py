@@ -75,3 +75,25 @@ async def test_a_silent_node_turns_its_stations_offline(bucket: KeyValue) -> Non
     assert presence is not None
     assert presence.connected is True
     await writer.stop()
+
+
+async def test_a_node_restarting_under_its_name_closes_its_old_entries(bucket: KeyValue) -> None:
+    before = await started(bucket, "same")
+    before.opened("CP4", "1.6", "s-old")
+    await before.flush()
+    # crash: no close, no stop; the node comes back under the same id and beats again
+    after = await started(bucket, "same")
+    reader = PresenceReader(bucket)
+
+    async def closed() -> bool:
+        presence = await reader.get("CP4")
+        return presence is not None and not presence.connected
+
+    await until(closed)
+    after.opened("CP4", "1.6", "s-new")  # it reconnects to the restarted node
+    await after.flush()
+    presence = await reader.get("CP4")
+    assert presence is not None
+    assert (presence.session_id, presence.connected) == ("s-new", True)
+    await after.stop()
+    await before.stop()  # (its tasks, for a clean loop)
