@@ -29,6 +29,9 @@ class Scenario(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     heartbeat_interval_s: float = 0.0
     """0: the interval of the CSMS's BootNotification answer."""
     charging: bool = True
+    authorize: bool = True
+    """Authorize before each session; false: free vending (start at once, and the answers'
+    content is never needed, so servers that answer ``{}``, like the echo ceiling, work too)."""
     start_at_once: bool = False
     """Plug in right after boot; otherwise as if the fleet had been running: a share of
     mean session / (mean session + mean idle) starts within 10 s, the rest after an idle time."""

@@ -3,9 +3,9 @@
     python -m bench.load.reference_ocpp --port PORT [--host 127.0.0.1]
 
 One ``ocpp.v16.ChargePoint`` per connection, the station id from the path, handlers for
-BootNotification, Heartbeat, MeterValues and StatusNotification; schema validation as the
-package does it by default (jsonschema, in the default thread pool), on the standard asyncio
-loop. Nothing is stored.
+BootNotification, Heartbeat, MeterValues, StatusNotification, Authorize, Start/StopTransaction;
+schema validation as the package does it by default (jsonschema, in the default thread pool), on
+the standard asyncio loop. Nothing is stored.
 """
 
 from __future__ import annotations
@@ -14,17 +14,19 @@ import argparse
 import asyncio
 import contextlib
 import datetime as dt
+import itertools
 import sys
 from typing import Any
 
 from ocpp.routing import on
 from ocpp.v16 import ChargePoint, call_result
-from ocpp.v16.enums import Action, RegistrationStatus
+from ocpp.v16.enums import Action, AuthorizationStatus, RegistrationStatus
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
 HEARTBEAT_INTERVAL_S = 300
+TRANSACTION_IDS = itertools.count(1)
 
 
 def _now() -> str:
@@ -47,6 +49,21 @@ class ReferenceChargePoint(ChargePoint):  # type: ignore[misc]
     @on(Action.meter_values)  # type: ignore[untyped-decorator]
     async def on_meter_values(self, **_: Any) -> call_result.MeterValues:
         return call_result.MeterValues()
+
+    @on(Action.authorize)  # type: ignore[untyped-decorator]
+    async def on_authorize(self, **_: Any) -> call_result.Authorize:
+        return call_result.Authorize(id_tag_info={"status": AuthorizationStatus.accepted})
+
+    @on(Action.start_transaction)  # type: ignore[untyped-decorator]
+    async def on_start_transaction(self, **_: Any) -> call_result.StartTransaction:
+        return call_result.StartTransaction(
+            transaction_id=next(TRANSACTION_IDS),
+            id_tag_info={"status": AuthorizationStatus.accepted},
+        )
+
+    @on(Action.stop_transaction)  # type: ignore[untyped-decorator]
+    async def on_stop_transaction(self, **_: Any) -> call_result.StopTransaction:
+        return call_result.StopTransaction()
 
     @on(Action.status_notification)  # type: ignore[untyped-decorator]
     async def on_status_notification(self, **_: Any) -> call_result.StatusNotification:
