@@ -4,12 +4,20 @@ methods, status classes, OCPP action names (a fixed set) and outcomes; never a s
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from litestar import Response, get
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 
 REQUESTS = Counter(
     "csms_api_requests_total", "HTTP requests answered", ["method", "route", "status"]
@@ -22,6 +30,15 @@ COMMAND_LATENCY = Histogram(
     ["outcome"],
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
 )
+
+GATEWAY_STATIONS = Gauge(
+    "csms_gateway_stations", "Station sessions held by this process's gateway (0: API only)"
+)
+
+
+def track_gateway_stations(count: Callable[[], int]) -> None:
+    """Report the gateway's session count at each scrape (``csms serve``)."""
+    GATEWAY_STATIONS.set_function(count)
 
 
 def metrics_middleware(app: ASGIApp) -> ASGIApp:

@@ -94,6 +94,7 @@ async def test_commands_are_events_and_metrics(csms: app.Running) -> None:
             assert 'csms_commands_total{action="ClearCache",outcome="answered"}' in metrics
             assert 'route="/api/v1/stations/{station_id}/commands/{action}"' in metrics
             assert "CP-EVT" not in metrics  # never a station id as a label
+            assert "csms_gateway_stations 1.0" in metrics
     finally:
         await station.close()
     events = await read_all_events(csms.nats_url, "CP-EVT")
