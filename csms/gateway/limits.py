@@ -2,6 +2,8 @@
 
 - :class:`PendingHandshakes`: at most N connections per address between TCP accept and the
   HTTP upgrade request (D1, slowloris); the handshake timeout closes the rest.
+- :class:`HandshakeRate`: TLS handshakes per address and second (token bucket, D3): a flood
+  from one address is refused before it costs a handshake.
 - :class:`StrikeBudget`: peer-caused CALLERRORs a connection may earn in a sliding window
   before it is closed with 1008 (D12).
 
@@ -12,10 +14,12 @@ header, before the payload is buffered) and by the session's reassembly cap.
 from __future__ import annotations
 
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable
 
 MAX_PENDING_HANDSHAKES_PER_ADDRESS = 50
+TLS_HANDSHAKES_PER_S = 20.0
+TLS_HANDSHAKE_BURST = 50
 STRIKES = 20
 STRIKE_WINDOW_S = 60.0
 
@@ -44,6 +48,34 @@ class PendingHandshakes:
 
     def pending(self, address: str) -> int:
         return self._pending.get(address, 0)
+
+
+class HandshakeRate:
+    """A token bucket per address: ``burst`` at once, then ``per_s``; bounded memory."""
+
+    def __init__(
+        self,
+        per_s: float = TLS_HANDSHAKES_PER_S,
+        burst: int = TLS_HANDSHAKE_BURST,
+        clock: Callable[[], float] = time.monotonic,
+        max_addresses: int = 100_000,
+    ) -> None:
+        self.per_s = per_s
+        self.burst = burst
+        self._clock = clock
+        self._max = max_addresses
+        self._tokens: OrderedDict[str, tuple[float, float]] = OrderedDict()
+
+    def allow(self, address: str) -> bool:
+        now = self._clock()
+        tokens, since = self._tokens.get(address, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + (now - since) * self.per_s)
+        allowed = tokens >= 1.0
+        self._tokens[address] = (tokens - 1.0 if allowed else tokens, now)
+        self._tokens.move_to_end(address)
+        if len(self._tokens) > self._max:
+            self._tokens.popitem(last=False)
+        return allowed
 
 
 class StrikeBudget:

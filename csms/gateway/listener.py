@@ -31,7 +31,7 @@ from picows import WSUpgradeResponseWithListener as Upgrade
 from picows.picows import WSProtocol  # type: ignore[attr-defined]
 
 from csms.gateway.auth import ClientCertificate, Verdict
-from csms.gateway.limits import PendingHandshakes
+from csms.gateway.limits import HandshakeRate, PendingHandshakes
 
 log = logging.getLogger(__name__)
 
@@ -117,10 +117,16 @@ class _Connection(WSProtocol):  # type: ignore[misc]
     """picows' protocol plus: the peer for the upgrade callback, the pending-handshake cap."""
 
     def __init__(
-        self, upgrade: UpgradeCallback, pending: PendingHandshakes, options: ListenerOptions
+        self,
+        upgrade: UpgradeCallback,
+        pending: PendingHandshakes,
+        options: ListenerOptions,
+        admitted: str | None = None,
     ) -> None:
         self._csms_upgrade = upgrade
         self._csms_pending = pending
+        self._csms_admitted = admitted
+        """The address, when the TLS acceptor already counted this connection as pending."""
         self._csms_peer = Peer()
         self._guard = "new"  # new → pending → requested | refused
         super().__init__(
@@ -143,11 +149,11 @@ class _Connection(WSProtocol):  # type: ignore[misc]
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         peername = transport.get_extra_info("peername")
-        address = str(peername[0]) if peername else ""
+        address = self._csms_admitted or (str(peername[0]) if peername else "")
         ssl_object = transport.get_extra_info("ssl_object")
         certificate = _client_certificate(ssl_object) if ssl_object is not None else None
         self._csms_peer = Peer(address, ssl_object is not None, certificate)
-        if not self._csms_pending.admit(address):
+        if self._csms_admitted is None and not self._csms_pending.admit(address):
             log.warning("too many pending handshakes from %s; connection dropped", address)
             self._guard = "refused"
             transport.abort()  # type: ignore[attr-defined]
@@ -162,12 +168,71 @@ class _Connection(WSProtocol):  # type: ignore[misc]
         return self._csms_upgrade(request, self._csms_peer)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self._guard == "refused":
-            return
+        if self._guard in ("new", "refused"):  # never connected (a failed TLS handshake) or
+            return  # dropped at once: picows has nothing to clean up
         if self._guard == "pending":
             self._guard = "requested"
             self._csms_pending.release(self._csms_peer.address)
         super().connection_lost(exc)
+
+
+class _TlsAcceptor(asyncio.Protocol):
+    """TCP first, TLS second: a connection is counted (pending cap, per-address handshake rate)
+    before its TLS handshake costs us anything, and a failed handshake is logged with the peer's
+    address. After the handshake the picows protocol takes over the TLS transport."""
+
+    def __init__(self, make: Callable[[str], _Connection], limits: _TlsLimits) -> None:
+        self._make = make
+        self._limits = limits
+        self._address = ""
+        self._counted = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        peername = transport.get_extra_info("peername")
+        self._address = str(peername[0]) if peername else ""
+        limits = self._limits
+        if not limits.rate.allow(self._address) or not limits.pending.admit(self._address):
+            log.warning("TLS connection from %s dropped: handshake rate or cap", self._address)
+            transport.abort()  # type: ignore[attr-defined]
+            return
+        self._counted = True
+        transport.pause_reading()  # type: ignore[attr-defined]  # the ClientHello is TLS's
+        asyncio.get_running_loop().create_task(self._handshake(transport))
+
+    async def _handshake(self, transport: asyncio.BaseTransport) -> None:
+        connection = self._make(self._address)
+        try:
+            tls_transport = await aiofastnet.start_tls(
+                asyncio.get_running_loop(),
+                transport,
+                connection,
+                self._limits.context,
+                server_side=True,
+                ssl_handshake_timeout=self._limits.timeout_s,
+            )
+        except (OSError, ssl.SSLError, TimeoutError, ConnectionError) as err:
+            log.info("TLS handshake from %s failed: %s", self._address, err)
+            transport.abort()  # type: ignore[attr-defined]
+            self._release()
+            return
+        self._counted = False  # the picows protocol releases it at the upgrade request
+        connection.connection_made(tls_transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._release()  # the peer left during the handshake
+
+    def _release(self) -> None:
+        if self._counted:
+            self._counted = False
+            self._limits.pending.release(self._address)
+
+
+@dataclass(frozen=True, slots=True)
+class _TlsLimits:
+    context: ssl.SSLContext
+    pending: PendingHandshakes
+    rate: HandshakeRate
+    timeout_s: float
 
 
 async def listen(
@@ -177,17 +242,23 @@ async def listen(
     options: ListenerOptions,
     pending: PendingHandshakes,
     tls: ssl.SSLContext | None = None,
+    rate: HandshakeRate | None = None,
 ) -> asyncio.Server:
-    """A WebSocket listener whose upgrade callback also receives the :class:`Peer`."""
+    """A WebSocket listener whose upgrade callback also receives the :class:`Peer`; with
+    ``tls``, TLS handshakes per address are rate-limited and count as pending handshakes."""
     loop = asyncio.get_running_loop()
 
-    def factory() -> _Connection:
+    def factory() -> asyncio.BaseProtocol:
         return _Connection(upgrade, pending, options)
 
-    extra: dict[str, Any] = {}
     if tls is not None:
-        extra = {"ssl": tls, "ssl_handshake_timeout": options.handshake_timeout_s}
-    server: asyncio.Server = await aiofastnet.create_server(
-        loop, factory, host=host, port=port, **extra
-    )
+        limits = _TlsLimits(tls, pending, rate or HandshakeRate(), options.handshake_timeout_s)
+
+        def make(address: str) -> _Connection:
+            return _Connection(upgrade, pending, options, admitted=address)
+
+        def factory() -> asyncio.BaseProtocol:
+            return _TlsAcceptor(make, limits)
+
+    server: asyncio.Server = await aiofastnet.create_server(loop, factory, host=host, port=port)
     return server

@@ -9,15 +9,19 @@ import socket
 import struct
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import picows
 import pytest
 from picows import WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport
 
 from csms import app
+from csms.gateway.limits import TLS_HANDSHAKE_BURST, TLS_HANDSHAKES_PER_S
+from streams.embedded import EmbeddedNats
 from tests.integration.conftest import ws_url
-from tests.integration.secure_client import connect, upgrade
+from tests.integration.secure_client import basic, client_tls, connect, upgrade
 from tests.integration.station import Station
+from tests.integration.test_security import P2, make_pki, start_secure
 
 MIB = 1024 * 1024
 
@@ -143,3 +147,25 @@ async def test_d11_many_connections_of_one_identity_leave_one_session(csms: app.
     assert (await survivor.call("Heartbeat", {}))[0] == 3
     assert list(csms.gateway.sessions) == ["crowd"]
     await survivor.close()
+
+
+async def test_d3_tls_handshake_flood_from_one_address(
+    tmp_path: Path, nats_server: EmbeddedNats
+) -> None:
+    pki = make_pki(tmp_path / "pki")
+    running = await start_secure(tmp_path, nats_server, pki)
+    try:
+        port, context = running.gateway.tls_port, client_tls(pki.ca.cert_file)
+        start = time.monotonic()
+        answers = [await upgrade(port, "/ocpp/SP1-A", tls=context) for _ in range(80)]
+        elapsed = time.monotonic() - start
+        completed = [a for a in answers if not a.during_tls_handshake]
+        assert len(completed) <= TLS_HANDSHAKE_BURST + TLS_HANDSHAKES_PER_S * elapsed + 1
+        assert len(completed) >= TLS_HANDSHAKE_BURST  # the burst itself is served
+        assert {a.status for a in completed} <= {401, 429}  # HTTP reached: auth, throttle
+        # another address is not affected
+        legit = await upgrade(port, "/ocpp/SP2", authorization=basic("SP2", P2), tls=context,
+                              local_address="127.0.0.2")  # fmt: skip
+        assert legit.status == 101
+    finally:
+        await running.stop()

@@ -19,7 +19,7 @@ from csms.gateway.auth import (
     Refusal,
     parse_basic,
 )
-from csms.gateway.limits import PendingHandshakes, StrikeBudget
+from csms.gateway.limits import HandshakeRate, PendingHandshakes, StrikeBudget
 from streams.registry import (
     StationRecord,
     check_password_rules,
@@ -236,3 +236,13 @@ def test_strike_budget() -> None:
     assert budget.strike()  # the 21st within 60 s (D12)
     clock.now += 61.0
     assert not budget.strike()
+
+
+def test_handshake_rate_per_address() -> None:
+    clock = Clock()
+    rate = HandshakeRate(per_s=20.0, burst=50, clock=clock)
+    assert all(rate.allow("a") for _ in range(50))
+    assert not rate.allow("a")  # D3: over the burst
+    assert rate.allow("b")  # other addresses unaffected
+    clock.now += 0.5  # 10 tokens back
+    assert sum(rate.allow("a") for _ in range(20)) == 10
