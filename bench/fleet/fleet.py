@@ -171,9 +171,7 @@ class Fleet:
             if transport is None:
                 attempt += 1
                 continue
-            if station.connection == 1:
-                shared.first_connected()
-            else:
+            if station.connection > 1:
                 shared.reconnects += 1
             shared.online += 1
             await transport.wait_disconnected()

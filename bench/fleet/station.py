@@ -88,6 +88,8 @@ class SimStation(WSListener):
     def on_ws_connected(self, transport: WSTransport) -> None:
         self.transport = transport
         self.connection += 1
+        if self.connection == 1:
+            self.shared.first_connected()
         self.accepted = False
         chosen = transport.response.headers.get("Sec-WebSocket-Protocol", "")
         if chosen != self.dialect.subprotocol:
