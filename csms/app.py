@@ -262,6 +262,8 @@ async def serve(settings: Settings) -> None:
     """Run until SIGTERM/SIGINT, then drain within 10 s."""
     running = await start(settings)
     print(f"csms: OCPP on ws://{settings.host}:{running.gateway.port}/ocpp/{{stationId}}")
+    if running.gateway.tls is not None:
+        print(f"csms: OCPP on wss://{settings.host}:{running.gateway.tls_port}/ocpp/{{stationId}}")
     api_url = f"http://{settings.host}:{settings.api_port}"
     print(f"csms: operator API on {api_url}/api/v1 (OpenAPI {api_url}/schema)")
     print(f"csms: health on {api_url}/healthz, metrics on {api_url}/metrics")
