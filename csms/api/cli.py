@@ -25,6 +25,9 @@ def add_parsers(sub: Any) -> None:
     api.add_argument("--host")
     api.add_argument("--api-port", type=int)
     api.add_argument("--nats-url")
+    api.add_argument(
+        "--clickhouse-url", help="the projections' store: analytics routes and station facts"
+    )
     api.add_argument("--config", help="a csms.toml file")
     keys = sub.add_parser("apikey", help="operator API keys (add, list, revoke)")
     keys.add_argument("--nats-url")
@@ -44,7 +47,12 @@ def run_api(args: argparse.Namespace) -> int:
     from csms import settings as settings_module
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    overrides = {"host": args.host, "api_port": args.api_port, "nats_url": args.nats_url}
+    overrides = {
+        "host": args.host,
+        "api_port": args.api_port,
+        "nats_url": args.nats_url,
+        "clickhouse_url": args.clickhouse_url,
+    }
     config = settings_module.load(Path(args.config) if args.config else None, overrides)
     if config.nats_url is None:
         print("csms api: --nats-url is required (the NATS of the gateways)")
@@ -84,7 +92,14 @@ async def serve_api(settings: Any) -> None:
         beat_interval_s=settings.presence_beat_s,
         default_wait_s=settings.call_timeout_s,
     )
-    server = ApiServer(build_app(services), settings.host, settings.api_port)
+    store = None
+    if settings.clickhouse_url:  # a ClickHouse server (or a chDB dir no other process uses)
+        from streams import schema
+        from streams.store import Store
+
+        store = await Store.open(settings.clickhouse_url)
+        await schema.apply(store)  # idempotent: the projector's process applies it too
+    server = ApiServer(build_app(services, store), settings.host, settings.api_port)
     await server.start()
     url = f"http://{settings.host}:{settings.api_port}"
     print(f"csms: operator API on {url}/api/v1 (OpenAPI {url}/schema)", flush=True)
@@ -102,6 +117,8 @@ async def serve_api(settings: Any) -> None:
         await services.stop()
         watcher.cancel()
         await nc.drain()
+        if store is not None:
+            await store.close()
 
     await asyncio.wait_for(shutdown(), 10)
 

@@ -217,10 +217,10 @@ async def start_gateway(data_dir: Path, nats_url: str) -> Process:
     return await start_process(args, b"csms: NATS", ocpp_port, api_port)
 
 
-async def start_api(nats_url: str) -> Process:
+async def start_api(nats_url: str, *extra: str) -> Process:
     port = free_port()
     args = ["api", "--host", "127.0.0.1", "--api-port", str(port), "--nats-url", nats_url]
-    return await start_process(args, b"csms: NATS", port)
+    return await start_process([*args, *extra], b"csms: NATS", port)
 
 
 async def csms_cli(*args: str) -> str:

@@ -173,3 +173,16 @@ async def test_killed_gateway_leaves_no_ghosts_and_no_hang(
     finally:
         await station.close()
         await api.stop()
+
+
+async def test_api_alone_with_a_store_serves_analytics(
+    tmp_path: Path, nats_server: EmbeddedNats
+) -> None:
+    api = await start_api(nats_server.url, "--clickhouse-url", f"chdb://{tmp_path / 'ch'}")
+    try:
+        async with api_client(f"http://127.0.0.1:{api.port}") as client:
+            transactions = await client.get("/api/v1/transactions")
+            assert transactions.status_code == 200, transactions.text
+            assert transactions.json()["items"] == []
+    finally:
+        assert await api.stop() == 0
