@@ -3,6 +3,7 @@
 
     csms bench load [--quick|--full]     csms vs the ocpp-package reference vs an echo ceiling
     csms bench boot-storm [--stations N] 10,000 stations booting at once, same three servers
+    csms bench steady [--stations N]     stations at realistic rates: CPU, memory, latency
     csms bench micro [--quick]           per-frame parse + validate
     csms bench projections [...]         projector ingest and lag
 """
@@ -18,6 +19,7 @@ MODULES = {
     "load": "bench.load",
     "throughput": "bench.load",
     "boot-storm": "bench.load.boot_storm",
+    "steady": "bench.load.steady",
     "micro": "bench.micro",
     "projections": "bench.projections",
 }

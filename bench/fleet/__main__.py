@@ -2,7 +2,7 @@
 
     python -m bench.fleet --url ws://host:port/ocpp --stations N --scenario NAME
         [--version 1.6|2.0.1|2.1] [--duration S] [--prefix ID_PREFIX] [--quiet] [--json OUT]
-        [--connect-concurrency K] [--watch NAME=PID ...]
+        [--connect-concurrency K] [--watch NAME=PID ...] [--set KEY=VALUE ...]
     python -m bench.fleet --list
 
 Station i connects to ``<url>/<prefix><i>``. A progress line goes to stderr every second; at the
@@ -38,6 +38,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--scenario", default="steady", help="a name in bench/scenarios or a .toml")
     p.add_argument("--version", choices=["1.6", "2.0.1", "2.1"], default="1.6")
     p.add_argument("--duration", type=float, help="measured seconds (default: the scenario's)")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a scenario key (TOML value), e.g. --set authorize=false",
+    )
     p.add_argument("--prefix", default="sim", help="station ids are <prefix><index>")
     p.add_argument(
         "--connect-concurrency", type=int, help="handshakes in flight at once (0: no limit)"
@@ -100,7 +107,7 @@ def main(argv: list[str]) -> int:
         print("csms simulate: --url is required", file=sys.stderr)
         return 2
     try:
-        scenario = scenarios.load(args.scenario)
+        scenario = scenarios.load(args.scenario, args.set)
     except (ValueError, msgspec.ValidationError) as err:
         print(f"csms simulate: {err}", file=sys.stderr)
         return 2

@@ -63,10 +63,19 @@ def names() -> list[str]:
     return sorted(p.stem for p in SCENARIOS.glob("*.toml"))
 
 
-def load(name: str) -> Scenario:
-    """A scenario by name (``bench/scenarios/<name>.toml``) or by path to a .toml file."""
+def load(name: str, overrides: list[str] | None = None) -> Scenario:
+    """A scenario by name (``bench/scenarios/<name>.toml``) or by path to a .toml file, with
+    ``key=value`` overrides (values in TOML syntax: ``authorize=false``, ``idle_s=[1, 2]``)."""
     path = path_of(name)
     if not path.exists():
         raise ValueError(f"no scenario {name!r}: known are {', '.join(names())}")
     data = tomllib.loads(path.read_text())
+    for override in overrides or []:
+        key, sep, value = override.partition("=")
+        if not sep:
+            raise ValueError(f"override {override!r}: expected key=value")
+        try:
+            data[key.strip()] = tomllib.loads(f"v = {value}")["v"]
+        except tomllib.TOMLDecodeError:
+            data[key.strip()] = value
     return msgspec.convert(data, Scenario)

@@ -1,0 +1,210 @@
+"""Steady: N stations at realistic rates against csms, the ocpp-package reference and the echo
+ceiling, in one run: server CPU, memory per connection and latency.
+
+    .venv/bin/python -m bench.load.steady [--stations 10000] [--duration 30]
+        [--servers csms,reference,echo] [--json OUT] [--no-readme] [--render JSON]
+
+Per server: a fresh server pinned to CPU 0 (csms with its own nats-server, also on CPU 0), RSS of
+its processes with nobody connected, then the fleet simulator (``bench.fleet``, scenario
+``steady``, OCPP 1.6, free vending so that the echo's empty answers drive the same traffic)
+pinned to CPU 1: connect (100 handshakes in flight), warm up, then the measured window.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import msgspec
+
+from bench.fleet.model import FleetResult
+from bench.load import report
+from bench.load.environment import environment, load_average
+from bench.load.servers import ROOT, SIM_CPU, Launcher, pinned, rss_kb
+from bench.sections import write_section
+
+BEGIN, END = "<!-- steady:begin -->", "<!-- steady:end -->"
+FD_HEADROOM = 256
+SETTLE_S = 1.0
+WARMUP_S = 15.0
+
+
+class SteadyRun(msgspec.Struct):
+    server: str
+    rss_idle_kb: dict[str, int] = msgspec.field(default_factory=dict)
+    result: FleetResult | None = None
+    failure: str = ""
+
+    def per_station_kb(self) -> float | None:
+        if self.result is None or not self.result.boot.connected:
+            return None
+        grown = sum(self.result.server_rss_kb.values()) - sum(self.rss_idle_kb.values())
+        return grown / self.result.boot.connected
+
+
+class SteadyReport(msgspec.Struct):
+    started: str
+    finished: str
+    command: str
+    stations: int
+    duration_s: float
+    environment: dict[str, str]
+    runs: list[SteadyRun]
+
+
+def steady(launcher: Launcher, name: str, args: argparse.Namespace, scratch: Path) -> SteadyRun:
+    run = SteadyRun(name)
+    try:
+        server = launcher.start(name)
+        time.sleep(SETTLE_S)
+        run.rss_idle_kb = {n: rss_kb(pid) for n, pid in server.pids.items()}
+        argv = [sys.executable, "-m", "bench.fleet", "--url", server.url, "--quiet"]
+        argv += ["--stations", str(args.stations), "--scenario", "steady", "--version", "1.6"]
+        argv += ["--duration", str(args.duration), "--prefix", f"{name}-st-"]
+        argv += ["--connect-concurrency", "100", "--set", "authorize=false"]
+        argv += ["--set", f"warmup_s={WARMUP_S}"]
+        for n, pid in server.pids.items():
+            argv += ["--watch", f"{n}={pid}"]
+        log = scratch / f"fleet-{name}-steady.log"
+        with log.open("wb") as err:
+            done = subprocess.run(
+                pinned(argv, SIM_CPU, False),
+                cwd=ROOT,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=err,
+                timeout=WARMUP_S + args.duration + 180,
+                check=False,
+            )
+        if done.returncode != 0:
+            raise RuntimeError(f"simulator exited with {done.returncode}; see {log}")
+        run.result = msgspec.json.decode(done.stdout.strip().splitlines()[-1], type=FleetResult)
+    except (RuntimeError, OSError, subprocess.SubprocessError, msgspec.DecodeError) as err:
+        run.failure = f"{type(err).__name__}: {err}"
+    finally:
+        launcher.stop_all()
+    return run
+
+
+def _summary(run: SteadyRun) -> str:
+    if run.result is None:
+        return f"FAILED {run.failure}"
+    r = run.result
+    return (
+        f"{r.boot.connected:,} connected, {r.answered_per_s:,.0f} answered/s, p99 "
+        f"{r.latency.p99} ms, CPU {sum(r.server_cpu.values()):.0%}, "
+        f"{run.per_station_kb() or 0:,.1f} KB/station"
+    )
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.load.steady")
+    parser.add_argument("--stations", type=int, default=10_000)
+    parser.add_argument("--duration", type=float, default=30.0)
+    parser.add_argument("--servers", default="csms,reference,echo")
+    parser.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "steady.json")
+    parser.add_argument("--readme", type=Path, default=ROOT / "bench" / "README.md")
+    parser.add_argument("--no-readme", action="store_true")
+    parser.add_argument("--render", type=Path, help="only rewrite the section from this JSON")
+    args = parser.parse_args(argv)
+    if args.render:
+        saved = msgspec.json.decode(args.render.read_bytes(), type=SteadyReport)
+        write_section(args.readme, BEGIN, END, render(saved))
+        return 0
+    os.sched_setaffinity(0, {SIM_CPU})
+    started = dt.datetime.now(dt.UTC)
+    env = environment(False)
+    scratch = Path(tempfile.mkdtemp(prefix="bench-steady-"))
+    launcher = Launcher(scratch, False, args.stations + FD_HEADROOM)
+    runs: list[SteadyRun] = []
+    try:
+        for name in args.servers.split(","):
+            run = steady(launcher, name, args, scratch)
+            runs.append(run)
+            print(f"{name}: {_summary(run)}", file=sys.stderr)
+            for data in ("nats", "csms"):
+                shutil.rmtree(scratch / data, ignore_errors=True)
+    finally:
+        launcher.stop_all()
+    if any(r.failure for r in runs):
+        print(f"logs kept in {scratch}", file=sys.stderr)
+    else:
+        shutil.rmtree(scratch, ignore_errors=True)
+    env["load_average_end"] = load_average()
+    result = SteadyReport(
+        started=started.strftime("%Y-%m-%d %H:%M:%S UTC"),
+        finished=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
+        command=shlex.join([".venv/bin/python", "-m", "bench.load.steady", *argv]),
+        stations=args.stations,
+        duration_s=args.duration,
+        environment=env,
+        runs=runs,
+    )
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_bytes(msgspec.json.format(msgspec.json.encode(result)) + b"\n")
+    if not args.no_readme:
+        write_section(args.readme, BEGIN, END, render(result))
+        print(f"rewrote the steady section of {args.readme}", file=sys.stderr)
+    return 0
+
+
+def render(steady_report: SteadyReport) -> str:
+    env = steady_report.environment
+    lines = [
+        BEGIN,
+        "## Steady: stations at realistic rates (CPU, memory per connection, latency)",
+        "",
+        f"- **Date**: {steady_report.started} to {steady_report.finished}; **command**: "
+        f"`{steady_report.command}`",
+        f"- **Machine**: {env['cpu']}, {env['cores']} cores shared with other work, Linux "
+        f"{env['kernel']}; load average {env['load_average_start']} at start, "
+        f"{env['load_average_end']} at end; {env['python']}",
+        "- **Setup**: a fresh server per row pinned to CPU 0 (csms with its own nats-server, "
+        "also on CPU 0, `projections = false`); the fleet simulator (`bench/fleet`, scenario "
+        f"`bench/scenarios/steady.toml`, OCPP 1.6) pinned to CPU 1: {steady_report.stations:,} "
+        "stations, heartbeat 300 s, about half of them charging, meter values (10 sampled "
+        "values) every 10-60 s while charging, free vending (no Authorize: the echo's empty "
+        f"answers then drive the same traffic); {WARMUP_S:g} s warm-up after the boot, then "
+        f"{steady_report.duration_s:g} s measured.",
+        "- **Columns**: server CPU = CPU time of the server's processes (csms: + nats-server) "
+        "over the window / window; RSS per station = (RSS at the end of the window - RSS before "
+        "any station connected) / connected stations, all processes of the server.",
+        "",
+        "| server | connected | answered/s | p50 ms | p99 ms | max ms | errors | server CPU "
+        "| RSS idle MB | RSS end MB | RSS per station KB | sim CPU |",
+        "|---|--:|--:|--:|--:|--:|---|--:|--:|--:|--:|--:|",
+    ]
+    for run in steady_report.runs:
+        if run.result is None:
+            lines.append(
+                f"| {run.server} | — | — | — | — | — | {run.failure} | — | — | — | — | — |"
+            )
+            continue
+        r = run.result
+        errors = {
+            **r.errors,
+            **r.timeouts,
+            **{f"CALLERROR {k}": v for k, v in r.callerrors.items()},
+        }
+        failed = ", ".join(f"{k} {v:,}" for k, v in sorted(errors.items())) or "0"
+        idle = sum(run.rss_idle_kb.values()) / 1024
+        end = sum(r.server_rss_kb.values()) / 1024
+        lines.append(
+            f"| {run.server} | {r.boot.connected:,} | {r.answered_per_s:,.0f} | {r.latency.p50} "
+            f"| {r.latency.p99} | {r.latency.max} | {failed} | {sum(r.server_cpu.values()):.1%} "
+            f"| {idle:,.0f} | {end:,.0f} | {run.per_station_kb() or 0:,.1f} | {r.sim_cpu:.0%} |"
+        )
+    lines += ["", f"Servers: {'; '.join(report.LABELS.values())}.", END]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
