@@ -203,12 +203,19 @@ def _tls_context(settings: Settings) -> ssl.SSLContext | None:
     return server_tls_context(pairs, settings.tls_ca_file, required)
 
 
+MAX_SECURITY_EVENTS_IN_FLIGHT = 1000
+
+
 def _security_recorder(sink: EventSink, node_id: str) -> Callable[[Refusal], None]:
     """Refused connections become ``security`` events on the station's subject (A00.FR.323).
-    The gateway decides synchronously; the event is stored in the background."""
+    The gateway decides synchronously; the event is stored in the background, at most
+    ``MAX_SECURITY_EVENTS_IN_FLIGHT`` at a time (NATS down under attack: drop, do not pile up)."""
     tasks: set[asyncio.Task[int]] = set()
 
     def record(refusal: Refusal) -> None:
+        if len(tasks) >= MAX_SECURITY_EVENTS_IN_FLIGHT:
+            log.warning("security event dropped (store not keeping up): %s", refusal.reason)
+            return
         event = FrameEvent(
             event_id=f"{node_id}-refused-{uuid.uuid4().hex}",
             kind="security",

@@ -39,6 +39,7 @@ PBKDF2_ITERATIONS: Final = 1000
 MIN_PASSWORD_CHARS: Final = 16
 MAX_PASSWORD_CHARS: Final = 64
 GENERATED_PASSWORD_CHARS: Final = 40
+RETRY_S: Final = 1.0
 PASSWORD_ALPHABET: Final = string.ascii_letters + string.digits + "*-_=:+|@."
 """2.x passwordString (case-sensitive); also valid as a 1.6 AuthorizationKey string."""
 
@@ -147,21 +148,38 @@ class StationRegistry:
             return False
         return station.check_password(password)
 
-    async def start(self) -> None:
+    async def start(self, timeout_s: float = 30.0) -> None:
         """Load every record and follow changes; returns once the copy is complete."""
-        watcher = await self._kv.watchall()
-        self._watcher = asyncio.get_running_loop().create_task(self._follow(watcher))
-        await self._synced.wait()
+        self._watcher = asyncio.get_running_loop().create_task(self._follow())
+        await asyncio.wait_for(asyncio.shield(self._synced.wait()), timeout_s)
 
-    async def _follow(self, watcher: KeyValue.KeyWatcher) -> None:
+    async def _follow(self) -> None:
+        """Watch the bucket for ever; after a failure, watch again and reconcile (keys purged
+        meanwhile are dropped from the copy)."""
+        while True:
+            try:
+                await self._watch_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception as err:  # noqa: BLE001 - NATS trouble: keep the copy, retry
+                log.warning("station registry watch failed (%s); watching again", err)
+                await asyncio.sleep(RETRY_S)  # back-off, not synchronisation
+
+    async def _watch_once(self) -> None:
+        watcher = await self._kv.watchall()
+        seen: set[str] | None = set()  # keys of the initial values; None once reconciled
         try:
             async for entry in watcher:
                 if entry is None:  # the marker after the initial values
+                    if seen is not None:
+                        for key in set(self._cache) - seen:
+                            self._cache.pop(key, None)
+                        seen = None
                     self._synced.set()
                     continue
+                if seen is not None:
+                    seen.add(entry.key)
                 self._apply(entry.key, entry.revision or 0, entry.operation, entry.value)
-                if entry.delta == 0:
-                    self._synced.set()
         finally:
             with contextlib.suppress(Exception):
                 await watcher.stop()  # type: ignore[no-untyped-call]
