@@ -83,6 +83,11 @@ bench: install ## micro benchmarks: Rust (criterion) and Python, beside the ocpp
 bench-load: install ## load benchmark: csms vs the ocpp-package reference vs a bare picows echo (ARGS=--quick)
 	$(BIN)/python -m bench.load $(ARGS)
 
+.PHONY: faults
+faults: install ## fault battery (docs/durability.md): 200 stations, seeded faults, 1 node, 3-node R3, canary (SEED, FAULTS_OUT)
+	$(BIN)/python -m tests.faults --suite --stations 200 --duration 60 --seed $${SEED:-1} \
+		--out $${FAULTS_OUT:-.csms/faults}
+
 .PHONY: fixtures
 fixtures: install ## regenerate the conformance corpus
 	$(BIN)/python -m tests.fixtures.generate

@@ -14,6 +14,23 @@ import uvloop
 from tests.faults.battery import CANARY, FAULTS, Battery, BatteryConfig, summary
 
 
+def _suite(args: argparse.Namespace) -> int:
+    """Every run, even after a failing one; 0 only if all came out as expected."""
+    common = ["--stations", str(args.stations), "--seed", str(args.seed)]
+    common += ["--interval", str(args.interval), "--faults", args.faults]
+    runs = {
+        "single": ["--duration", str(args.duration)],
+        "cluster": ["--duration", str(args.duration), "--nats-nodes", "3"],
+        "canary": ["--duration", str(args.duration / 2), "--canary"],
+    }
+    codes = {}
+    for name, extra in runs.items():
+        print(f"== {name}", flush=True)
+        codes[name] = main([*common, *extra, "--out", str(Path(args.out) / name)])
+    print("== suite: " + ", ".join(f"{k} {'ok' if v == 0 else 'FAILED'}" for k, v in codes.items()))
+    return 0 if not any(codes.values()) else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.faults", description=__doc__)
     parser.add_argument("--stations", type=int, default=200)
@@ -24,7 +41,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--canary", action="store_true", help="the unsafe run: must show loss")
     parser.add_argument("--interval", type=float, default=1.0, help="station think time, s")
     parser.add_argument("--out", default=".csms/faults", help="report.json, journal, logs")
+    parser.add_argument(
+        "--suite",
+        action="store_true",
+        help="the full battery: one node, then a 3-node R3 cluster, then the canary "
+        "(half the duration), each under --out/<name>",
+    )
     args = parser.parse_args(argv)
+    if args.suite:
+        return _suite(args)
     faults = CANARY if args.canary else tuple(f for f in args.faults.split(",") if f)
     unknown = set(faults) - set(FAULTS) - set(CANARY)
     if unknown:
