@@ -9,11 +9,12 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import nats
 import pytest
 
 from csms.registry_cli import rotate_password
 from streams.embedded import EmbeddedNats
-from streams.registry import StationRegistry
+from streams.registry import StationRecord, StationRegistry
 from tests.integration.secure_client import basic, connect, upgrade
 from tests.integration.test_security import P1, P1B, Secure, make_pki, start_secure
 
@@ -35,14 +36,16 @@ async def stations(nats_url: str, *args: str) -> tuple[int, str]:
     return process.returncode or 0, out.decode()
 
 
-async def until(registry: StationRegistry, condition: Callable[[], bool]) -> None:
+async def until(
+    registry: StationRegistry, condition: Callable[[], bool], timeout_s: float = 10.0
+) -> None:
     """Wait (on the registry's change notifications, not a timer) for ``condition``."""
 
     async def wait() -> None:
         while not condition():
             await registry.changed()
 
-    await asyncio.wait_for(wait(), 10)
+    await asyncio.wait_for(wait(), timeout_s)
 
 
 def registry_of(secure: Secure) -> StationRegistry:
@@ -177,3 +180,28 @@ async def test_a12_after_an_upgrade_to_profile_2_plain_ws_is_refused(secure: Sec
     assert tls.status == 101
     code, out = await stations(secure.nats_url, "set-profile", "SP1-B", "3")
     assert code == 2  # profile 3 needs the certificate serial
+
+
+async def test_the_gateways_copy_survives_a_nats_restart(tmp_path: Path) -> None:
+    server = EmbeddedNats(tmp_path / "nats")
+    await server.start()
+    gateway_nc = await nats.connect(server.url, max_reconnect_attempts=-1, reconnect_time_wait=0.2)
+    try:
+        copy = await StationRegistry.open(gateway_nc.jetstream())
+        await copy.start()
+        await copy.put(StationRecord(identity="BEFORE", profile=0))
+        await server.kill()  # SIGKILL, then the same server again on the same port and store
+        server = EmbeddedNats(tmp_path / "nats", port=server.port)
+        await server.start()
+        admin_nc = await nats.connect(server.url)
+        admin = await StationRegistry.open(admin_nc.jetstream())
+        await admin.put(StationRecord(identity="AFTER", profile=1))
+        await admin.remove("BEFORE")
+        await admin_nc.close()
+        # nats-py resets the watch's ordered consumer after two missed heartbeats (~10-20 s)
+        await until(copy, lambda: copy.lookup("AFTER") is not None, timeout_s=45)
+        await until(copy, lambda: copy.lookup("BEFORE") is None)
+        await copy.stop()
+    finally:
+        await gateway_nc.close()
+        await server.stop()
