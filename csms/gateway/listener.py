@@ -62,6 +62,8 @@ class ListenerOptions:
     ping_timeout_s: float
     max_frame_bytes: int
     read_buffer_bytes: int
+    auto_ping: bool = False
+    """picows' own keep-alive (a task per connection); off: the gateway's sweeper pings."""
 
 
 UpgradeCallback = Callable[[WSUpgradeRequest, Peer], Upgrade]
@@ -137,7 +139,7 @@ class _Connection(WSProtocol):  # type: ignore[misc]
             logging.getLogger("picows.server"),
             True,  # disconnect on exception in on_ws_frame
             options.handshake_timeout_s,
-            True,  # auto ping
+            options.auto_ping,
             options.ping_interval_s,
             options.ping_timeout_s,
             WSAutoPingStrategy.PING_WHEN_IDLE,
