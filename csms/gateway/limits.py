@@ -4,6 +4,8 @@
   HTTP upgrade request (D1, slowloris); the handshake timeout closes the rest.
 - :class:`HandshakeRate`: TLS handshakes per address and second (token bucket, D3): a flood
   from one address is refused before it costs a handshake.
+- :class:`PingBudget`: pings a connection may send per second before it is closed with 1008
+  (D8); needs picows' auto-pong off (``ListenerOptions.auto_pong``) and the session answering.
 - :class:`StrikeBudget`: peer-caused CALLERRORs a connection may earn in a sliding window
   before it is closed with 1008 (D12).
 
@@ -19,6 +21,8 @@ from collections.abc import Callable
 
 MAX_PENDING_HANDSHAKES_PER_ADDRESS = 50
 TLS_HANDSHAKES_PER_S = 20.0
+PINGS_PER_S = 2.0
+PING_BURST = 10
 TLS_HANDSHAKE_BURST = 50
 STRIKES = 20
 STRIKE_WINDOW_S = 60.0
@@ -76,6 +80,34 @@ class HandshakeRate:
         if len(self._tokens) > self._max:
             self._tokens.popitem(last=False)
         return allowed
+
+
+class PingBudget:
+    """One connection's pings: ``burst`` at once, then ``per_s``. ``allow()`` False: close
+    with 1008 (a station pings every WebSocketPingInterval seconds, typically 30 or more)."""
+
+    __slots__ = ("_clock", "_since", "_tokens", "burst", "per_s")
+
+    def __init__(
+        self,
+        per_s: float = PINGS_PER_S,
+        burst: int = PING_BURST,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.per_s = per_s
+        self.burst = burst
+        self._clock = clock
+        self._tokens = float(burst)
+        self._since = clock()
+
+    def allow(self) -> bool:
+        now = self._clock()
+        self._tokens = min(float(self.burst), self._tokens + (now - self._since) * self.per_s)
+        self._since = now
+        if self._tokens < 1.0:
+            return False
+        self._tokens -= 1.0
+        return True
 
 
 class StrikeBudget:

@@ -64,6 +64,8 @@ class ListenerOptions:
     read_buffer_bytes: int
     auto_ping: bool = False
     """picows' own keep-alive (a task per connection); off: the gateway's sweeper pings."""
+    auto_pong: bool = True
+    """picows answers every ping; off: the session answers them within a ``PingBudget``."""
 
 
 UpgradeCallback = Callable[[WSUpgradeRequest, Peer], Upgrade]
@@ -143,7 +145,7 @@ class _Connection(WSProtocol):  # type: ignore[misc]
             options.ping_interval_s,
             options.ping_timeout_s,
             WSAutoPingStrategy.PING_WHEN_IDLE,
-            True,  # auto pong
+            options.auto_pong,
             options.max_frame_bytes,
             None,  # extra headers
             options.read_buffer_bytes,

@@ -19,7 +19,7 @@ from csms.gateway.auth import (
     Refusal,
     parse_basic,
 )
-from csms.gateway.limits import HandshakeRate, PendingHandshakes, StrikeBudget
+from csms.gateway.limits import HandshakeRate, PendingHandshakes, PingBudget, StrikeBudget
 from streams.registry import (
     StationRecord,
     check_password_rules,
@@ -246,3 +246,12 @@ def test_handshake_rate_per_address() -> None:
     assert rate.allow("b")  # other addresses unaffected
     clock.now += 0.5  # 10 tokens back
     assert sum(rate.allow("a") for _ in range(20)) == 10
+
+
+def test_ping_budget() -> None:
+    clock = Clock()
+    budget = PingBudget(per_s=2.0, burst=10, clock=clock)
+    assert all(budget.allow() for _ in range(10))
+    assert not budget.allow()  # D8: a flood is cut
+    clock.now += 1.0
+    assert [budget.allow() for _ in range(3)] == [True, True, False]
