@@ -231,7 +231,9 @@ def _security_recorder(sink: EventSink, node_id: str) -> Callable[[Refusal], Non
             session_id="",
             seq=0,
             reason=f"{refusal.event}: HTTP {refusal.status}, profile {refusal.profile}, "
-            f"from {refusal.address}: {refusal.reason}",
+            f"from {refusal.address}: {refusal.reason}"
+            if refusal.status
+            else f"{refusal.event}: from {refusal.address}: {refusal.reason}",
         )
         task = asyncio.get_running_loop().create_task(sink.publish(event))
         tasks.add(task)

@@ -37,6 +37,7 @@ FAILED_TO_AUTHENTICATE = "FailedToAuthenticateAtCsms"
 INVALID_CERTIFICATE = "InvalidChargingStationCertificate"
 PROFILE_MISMATCH = "SecurityProfileMismatch"
 TOO_MANY_FAILURES = "TooManyFailedAuthentications"
+REPLACED_REPEATEDLY = "SessionReplacedRepeatedly"
 
 
 class RegisteredStation(Protocol):
@@ -192,6 +193,11 @@ class Authenticator:
         window = config.failure_window_s
         self._pairs = FailureThrottle(config.failures_per_identity_address, window)
         self._addresses = FailureThrottle(config.failures_per_address, window)
+
+    def alert(self, identity: str, address: str, event: str, reason: str) -> None:
+        """Record a security event that is not a refusal (``status`` 0)."""
+        if self.on_refused is not None:
+            self.on_refused(Refusal(identity, address, 0, event, reason, 0))
 
     def decide(self, hs: Handshake) -> Verdict:
         now = self.clock()

@@ -6,6 +6,8 @@
   from one address is refused before it costs a handshake.
 - :class:`PingBudget`: pings a connection may send per second before it is closed with 1008
   (D8); needs picows' auto-pong off (``ListenerOptions.auto_pong``) and the session answering.
+- :class:`ReplacementWatch`: a station identity whose session is replaced more than 3 times a
+  minute is reported (duplicate station or hijack attempt, A25 / SaiFlow).
 - :class:`StrikeBudget`: peer-caused CALLERRORs a connection may earn in a sliding window
   before it is closed with 1008 (D12).
 
@@ -108,6 +110,37 @@ class PingBudget:
             return False
         self._tokens -= 1.0
         return True
+
+
+class ReplacementWatch:
+    """``replaced(identity)`` True when the identity's session was replaced more than
+    ``limit`` times within ``window_s`` (an alert, not a refusal: the newest still wins)."""
+
+    def __init__(
+        self,
+        limit: int = 3,
+        window_s: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+        max_identities: int = 100_000,
+    ) -> None:
+        self.limit = limit
+        self.window_s = window_s
+        self._clock = clock
+        self._max = max_identities
+        self._times: OrderedDict[str, deque[float]] = OrderedDict()
+
+    def replaced(self, identity: str) -> bool:
+        now = self._clock()
+        times = self._times.get(identity)
+        if times is None:
+            times = self._times[identity] = deque(maxlen=self.limit + 1)
+            if len(self._times) > self._max:
+                self._times.popitem(last=False)
+        self._times.move_to_end(identity)
+        times.append(now)
+        while times and now - times[0] > self.window_s:
+            times.popleft()
+        return len(times) > self.limit
 
 
 class StrikeBudget:

@@ -12,8 +12,12 @@ from dataclasses import dataclass
 import picows
 from picows import WSUpgradeRequest, WSUpgradeResponse, WSUpgradeResponseWithListener
 
-from csms.gateway.auth import Authenticator, Handshake
-from csms.gateway.limits import MAX_PENDING_HANDSHAKES_PER_ADDRESS, PendingHandshakes
+from csms.gateway.auth import REPLACED_REPEATEDLY, Authenticator, Handshake
+from csms.gateway.limits import (
+    MAX_PENDING_HANDSHAKES_PER_ADDRESS,
+    PendingHandshakes,
+    ReplacementWatch,
+)
 from csms.gateway.listener import ListenerOptions, Peer, listen, refusal
 from csms.gateway.ports import SessionObserver
 from csms.gateway.session import SessionConfig, StationSession
@@ -61,6 +65,7 @@ class Gateway:
         self.tls = tls
         self._tls_server: asyncio.Server | None = None
         self._pending = PendingHandshakes(config.max_pending_handshakes_per_address)
+        self._replacements = ReplacementWatch()
         self.codecs = codecs
         self.observer = observer
         self.context_for = context_for
@@ -147,6 +152,10 @@ class Gateway:
         if old is not None:
             log.warning("station %s reconnected; closing its previous connection", station_id)
             old.close(picows.WSCloseCode.POLICY_VIOLATION, "replaced by a newer connection")
+            if self._replacements.replaced(station_id) and self.auth is not None:
+                address = peer.address if peer is not None else ""
+                self.auth.alert(station_id, address, REPLACED_REPEATEDLY,
+                                "more than 3 replacements within 60 s")  # fmt: skip
         self.sessions[station_id] = session
         if self.observer is not None:
             self.observer.opened(station_id, version, session.session_id)

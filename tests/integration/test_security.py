@@ -16,7 +16,12 @@ from pathlib import Path
 import pytest
 
 from csms import app
-from csms.gateway.auth import FAILED_TO_AUTHENTICATE, INVALID_CERTIFICATE, PROFILE_MISMATCH
+from csms.gateway.auth import (
+    FAILED_TO_AUTHENTICATE,
+    INVALID_CERTIFICATE,
+    PROFILE_MISMATCH,
+    REPLACED_REPEATEDLY,
+)
 from streams.embedded import EmbeddedNats
 from streams.registry import StationRecord, hash_password
 from tests.integration.conftest import loopback_settings, read_all_events, read_events
@@ -324,7 +329,17 @@ async def test_a25_valid_reconnect_replaces_the_old_session(secure: Secure) -> N
     new = await connect(secure.url("SP1-A"), authorization=basic("SP1-A", P1))
     await asyncio.wait_for(old.listener.closed.wait(), 5)
     assert (await new.call("Heartbeat", {}))[0] == 3
+    for _ in range(3):  # the 4th replacement within a minute raises the alert
+        old, new = new, await connect(secure.url("SP1-A"), authorization=basic("SP1-A", P1))
+        await asyncio.wait_for(old.listener.closed.wait(), 5)
     await new.close()
+    for _ in range(50):  # the alert is stored in the background: read until it is there
+        events = await read_all_events(secure.nats_url, "sp1-a")
+        alerts = [e.reason or "" for e in events if e.kind == "security"]
+        if alerts:
+            break
+    assert len(alerts) == 1
+    assert alerts[0].startswith(REPLACED_REPEATEDLY)
 
 
 async def test_unknown_stations_accepted_in_demo_mode(csms: app.Running) -> None:

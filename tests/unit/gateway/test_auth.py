@@ -19,7 +19,13 @@ from csms.gateway.auth import (
     Refusal,
     parse_basic,
 )
-from csms.gateway.limits import HandshakeRate, PendingHandshakes, PingBudget, StrikeBudget
+from csms.gateway.limits import (
+    HandshakeRate,
+    PendingHandshakes,
+    PingBudget,
+    ReplacementWatch,
+    StrikeBudget,
+)
 from streams.registry import (
     StationRecord,
     check_password_rules,
@@ -255,3 +261,12 @@ def test_ping_budget() -> None:
     assert not budget.allow()  # D8: a flood is cut
     clock.now += 1.0
     assert [budget.allow() for _ in range(3)] == [True, True, False]
+
+
+def test_replacement_watch() -> None:
+    clock = Clock()
+    watch = ReplacementWatch(limit=3, window_s=60.0, clock=clock)
+    assert [watch.replaced("cs") for _ in range(4)] == [False, False, False, True]  # A25
+    assert not watch.replaced("other")
+    clock.now += 61.0
+    assert not watch.replaced("cs")
