@@ -28,6 +28,7 @@ from bench.load.sim import cpu_seconds, rss_kb
 HANDSHAKE_TIMEOUT_S = 30.0
 CONNECT_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 10.0
+BOOT_LIMIT_S = 120.0
 
 
 class Fleet:
@@ -106,9 +107,14 @@ class Fleet:
             print(file=sys.stderr)
 
     async def run(self, duration_s: float | None = None) -> FleetResult:
-        """Start, warm up, measure for ``duration_s`` (default: the scenario's), stop."""
+        """Start, wait until every station is Accepted (at most ``BOOT_LIMIT_S``), warm up,
+        measure for ``duration_s`` (default: the scenario's), stop. A boot-only scenario is
+        measured from the start and ends when every station is Accepted."""
         await self.start()
         try:
+            if not self.scenario.boot_only:  # the warm-up begins once the fleet is up
+                with contextlib.suppress(TimeoutError):
+                    await self.until(lambda f: len(f.shared.accepted_s) >= f.count, BOOT_LIMIT_S)
             if await self._pause(self.scenario.warmup_s):
                 return self.result()
             self.begin_window()

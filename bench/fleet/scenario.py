@@ -34,7 +34,11 @@ class Scenario(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     content is never needed, so servers that answer ``{}``, like the echo ceiling, work too)."""
     start_at_once: bool = False
     """Plug in right after boot; otherwise as if the fleet had been running: a share of
-    mean session / (mean session + mean idle) starts within 10 s, the rest after an idle time."""
+    mean session / (mean session + mean idle) starts within ``first_sessions_spread_s``, the
+    rest after an idle time."""
+    first_sessions_spread_s: float = 60.0
+    """Their StartTransaction / TransactionEvent Started are spread over this many seconds
+    (a fleet found mid-session has no start burst; 1.6 still needs a transaction id)."""
     idle_s: tuple[float, float] = (60.0, 600.0)
     """Between sessions."""
     session_s: tuple[float, float] = (900.0, 3600.0)

@@ -34,8 +34,6 @@ NOTHING = b"\x00"
 # message tags
 BOOT, STATUS, HEARTBEAT, AUTHORIZE, START, METER, CLOCK_METER, STOP = range(8)
 TRANSACTIONAL = frozenset({START, METER, CLOCK_METER, STOP})
-FIRST_SESSIONS_SPREAD_S = 10.0
-"""Stations found charging at the start begin their sessions within this (not all at once)."""
 REBOOT_DELAY_S = 0.5
 """After answering Reset: the answer reaches the CSMS (and queued messages leave) first."""
 
@@ -382,7 +380,7 @@ class SimStation(WSListener):
         session_s, idle_s = sum(scenario.session_s) / 2, sum(scenario.idle_s) / 2
         charging = session_s / (session_s + idle_s) if session_s + idle_s > 0 else 1.0
         if random.random() < charging:
-            delay = random.uniform(0, FIRST_SESSIONS_SPREAD_S)
+            delay = random.uniform(0, scenario.first_sessions_spread_s)
         else:
             delay = random.uniform(0, scenario.idle_s[1])
         self.shared.loop.call_later(delay, self._plug_in)

@@ -172,8 +172,12 @@ def render(steady_report: SteadyReport) -> str:
         f"`bench/scenarios/steady.toml`, OCPP 1.6) pinned to CPU 1: {steady_report.stations:,} "
         "stations, heartbeat 300 s, about half of them charging, meter values (10 sampled "
         "values) every 10-60 s while charging, free vending (no Authorize: the echo's empty "
-        f"answers then drive the same traffic); {WARMUP_S:g} s warm-up after the boot, then "
-        f"{steady_report.duration_s:g} s measured.",
+        "answers then drive the same traffic). The stations found charging start their "
+        "sessions spread over the first 60 s after their boot (1.6 needs a transaction id), so "
+        "the window also sees that ramp of StartTransactions. "
+        f"{WARMUP_S:g} s warm-up after the last boot, then {steady_report.duration_s:g} s "
+        "measured; errors: `timeout X` = a CALL unanswered after 30 s (sent again if it is a "
+        "transaction message).",
         "- **Columns**: server CPU = CPU time of the server's processes (csms: + nats-server) "
         "over the window / window; RSS per station = (RSS at the end of the window - RSS before "
         "any station connected) / connected stations, all processes of the server.",
@@ -191,7 +195,7 @@ def render(steady_report: SteadyReport) -> str:
         r = run.result
         errors = {
             **r.errors,
-            **r.timeouts,
+            **{f"timeout {k}": v for k, v in r.timeouts.items()},
             **{f"CALLERROR {k}": v for k, v in r.callerrors.items()},
         }
         failed = ", ".join(f"{k} {v:,}" for k, v in sorted(errors.items())) or "0"
