@@ -146,7 +146,8 @@ class ReplacementWatch:
 class StrikeBudget:
     """``strike()`` once per CALLERROR the peer caused (malformed frame, unknown action, schema
     violation: not our InternalError); True once the connection has exceeded ``strikes`` in
-    ``window_s`` and must be closed with 1008 (policy violation). One per session."""
+    ``window_s`` and must be closed with 1008 (policy violation). One per session; a session
+    that never earns a strike holds no deque (idle connections stay small)."""
 
     __slots__ = ("_clock", "_times", "strikes", "window_s")
 
@@ -159,11 +160,14 @@ class StrikeBudget:
         self.strikes = strikes
         self.window_s = window_s
         self._clock = clock
-        self._times: deque[float] = deque(maxlen=strikes + 1)
+        self._times: deque[float] | None = None
 
     def strike(self) -> bool:
         now = self._clock()
-        self._times.append(now)
-        while self._times and now - self._times[0] > self.window_s:
-            self._times.popleft()
-        return len(self._times) > self.strikes
+        if self._times is None:
+            self._times = deque(maxlen=self.strikes + 1)
+        times = self._times
+        times.append(now)
+        while times and now - times[0] > self.window_s:
+            times.popleft()
+        return len(times) > self.strikes
