@@ -128,7 +128,7 @@ class Gateway:
             peer = peer or Peer()
             verdict = self.auth.decide(
                 Handshake(
-                    identity,
+                    station_id,  # 2.x: lower-cased, so events land on the station's subject
                     peer.address,
                     request.headers.get("Authorization"),
                     peer.tls,

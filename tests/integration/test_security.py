@@ -139,13 +139,13 @@ def assert_401(answer: Answer) -> None:
 # -- A1-A8: Basic authentication ------------------------------------------------------------
 async def test_a1_no_authorization_header(secure: Secure) -> None:
     assert_401(await upgrade(secure.port, "/ocpp/SP1-A"))
-    reasons = await refused_events(secure.nats_url, "SP1-A")
+    reasons = await refused_events(secure.nats_url, "sp1-a")
     assert reasons[0].startswith(FAILED_TO_AUTHENTICATE)
 
 
 async def test_a2_wrong_password(secure: Secure) -> None:
     assert_401(await upgrade(secure.port, "/ocpp/SP1-A", authorization=basic("SP1-A", P1B)))
-    assert P1B not in "".join(await refused_events(secure.nats_url, "SP1-A"))  # A01.FR.09
+    assert P1B not in "".join(await refused_events(secure.nats_url, "sp1-a"))  # A01.FR.09
 
 
 async def test_a3_credentials_of_another_station(secure: Secure) -> None:
@@ -193,7 +193,7 @@ async def test_a7_a8_colons_and_password_lengths(
 # -- A11, A12, A21: no downgrade ------------------------------------------------------------
 async def test_a11_profile_2_station_on_plain_ws_is_refused_and_recorded(secure: Secure) -> None:
     assert_401(await upgrade(secure.port, "/ocpp/SP2", authorization=basic("SP2", P2)))
-    reasons = await refused_events(secure.nats_url, "SP2")
+    reasons = await refused_events(secure.nats_url, "sp2")
     assert reasons[0].startswith(PROFILE_MISMATCH)
     station = await connect(secure.url("SP2", tls=True), authorization=basic("SP2", P2),
                             tls=secure.tls())  # fmt: skip
@@ -206,7 +206,7 @@ async def test_a12_a21_profile_3_station_without_certificate(secure: Secure) -> 
                                tls=secure.tls())  # fmt: skip
     assert_401(over_basic)
     assert_401(await upgrade(secure.port, "/ocpp/SP3"))
-    reasons = await refused_events(secure.nats_url, "SP3")
+    reasons = await refused_events(secure.nats_url, "sp3")
     assert all(r.startswith(PROFILE_MISMATCH) for r in reasons)
 
 
@@ -294,7 +294,7 @@ async def test_a19_a20_certificate_of_the_wrong_station_or_owner(
 ) -> None:
     cert = secure.pki.ca.issue("other-station", common_name, organization)
     assert_401(await upgrade(secure.tls_port, "/ocpp/SP3", tls=secure.tls(cert)))
-    reasons = await refused_events(secure.nats_url, "SP3")
+    reasons = await refused_events(secure.nats_url, "sp3")
     assert reasons[0].startswith(INVALID_CERTIFICATE)
 
 
@@ -310,7 +310,7 @@ async def test_a23_brute_force_is_throttled_but_the_real_station_gets_in(secure:
                             local_address="127.0.0.2")  # fmt: skip
     assert (await station.call("Heartbeat", {}))[0] == 3
     await station.close()
-    events = await read_all_events(secure.nats_url, "SP1-A")
+    events = await read_all_events(secure.nats_url, "sp1-a")
     assert len([e for e in events if e.kind == "security"]) == 10  # not one per attempt
 
 
