@@ -3,6 +3,7 @@
     python -m bench.fleet --url ws://host:port/ocpp --stations N --scenario NAME
         [--version 1.6|2.0.1|2.1] [--duration S] [--prefix ID_PREFIX] [--quiet] [--json OUT]
         [--connect-concurrency K] [--watch NAME=PID ...] [--set KEY=VALUE ...]
+        [--ca-file PEM | --insecure] [--password SECRET]
     python -m bench.fleet --list
 
 Station i connects to ``<url>/<prefix><i>``. A progress line goes to stderr every second; at the
@@ -12,6 +13,7 @@ end a summary goes to stderr and the ``FleetResult`` as one JSON line to stdout.
 from __future__ import annotations
 
 import argparse
+import ssl
 import sys
 from pathlib import Path
 
@@ -24,6 +26,16 @@ from bench.fleet.model import FleetResult
 from bench.load.sim import raise_nofile
 
 FD_HEADROOM = 256
+
+
+def _ssl_context(args: argparse.Namespace) -> ssl.SSLContext | None:
+    if not args.url.startswith("wss://"):
+        return None
+    context = ssl.create_default_context(cafile=args.ca_file)
+    if args.insecure:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
 
 
 def _watch(text: str) -> tuple[str, int]:
@@ -50,6 +62,9 @@ def parser() -> argparse.ArgumentParser:
         "--connect-concurrency", type=int, help="handshakes in flight at once (0: no limit)"
     )
     p.add_argument("--quiet", action="store_true", help="no progress line")
+    p.add_argument("--ca-file", type=Path, help="wss://: trust this CA (PEM)")
+    p.add_argument("--insecure", action="store_true", help="wss://: do not verify the server")
+    p.add_argument("--password", help="HTTP Basic auth password of every station (profile 1/2)")
     p.add_argument(
         "--watch",
         type=_watch,
@@ -127,6 +142,8 @@ def main(argv: list[str]) -> int:
         args.prefix,
         progress=not args.quiet,
         watch=dict(args.watch),
+        ssl_context=_ssl_context(args),
+        password=args.password,
     )
     result = uvloop.run(fleet.run(args.duration))
     print(summary(result), file=sys.stderr)

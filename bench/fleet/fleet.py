@@ -10,8 +10,10 @@ the clock-aligned bursts.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import random
+import ssl
 import sys
 import time
 from collections.abc import Callable
@@ -41,6 +43,8 @@ class Fleet:
         prefix: str = "sim",
         progress: bool = False,
         watch: dict[str, int] | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        password: str | None = None,
     ) -> None:
         self.url = url.rstrip("/")
         self.scenario = scenario
@@ -48,6 +52,10 @@ class Fleet:
         self.count = stations
         self.prefix = prefix
         self.progress = progress
+        self.ssl_context = ssl_context
+        """For wss:// URLs (None: picows's default, verifying against the system CAs)."""
+        self.password = password
+        """HTTP Basic auth (security profiles 1 and 2): every station uses this password."""
         self.watch = watch or {}
         """Server processes (name → pid) whose CPU share and RSS over the window are reported."""
         self._watch_cpu: dict[str, float] = {}
@@ -168,6 +176,9 @@ class Fleet:
         attempt = 0
         url = f"{self.url}/{station.station_id}"
         headers = {"Sec-WebSocket-Protocol": shared.dialect.subprotocol}
+        if self.password is not None:
+            secret = f"{station.station_id}:{self.password}".encode()
+            headers["Authorization"] = f"Basic {base64.b64encode(secret).decode()}"
         while not shared.stopping:
             if attempt and not station.reboot:
                 delay = min(largest, first * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
@@ -197,6 +208,7 @@ class Fleet:
                         lambda: station,
                         url,
                         extra_headers=headers,
+                        ssl_context=self.ssl_context,
                         websocket_handshake_timeout=HANDSHAKE_TIMEOUT_S,
                         read_buffer_init_size=4096,
                     ),

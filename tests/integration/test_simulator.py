@@ -5,6 +5,7 @@ CSMS commands get validated answers, and stations come back with back-off after 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -13,7 +14,11 @@ import pytest
 from bench.fleet.fleet import Fleet
 from bench.fleet.scenario import load
 from csms import app
+from streams.embedded import EmbeddedNats
+from streams.registry import StationRecord, hash_password
 from tests.integration.conftest import ws_url
+from tests.integration.secure_client import client_tls
+from tests.integration.test_security import make_pki, start_secure
 
 FAST = msgspec.structs.replace(
     load("steady"),
@@ -131,3 +136,31 @@ async def test_reconnect_with_backoff_replays_offline_queue(csms: app.Running) -
     assert result.errors == {"disconnected": 1}
     assert result.callerrors == {}
     assert result.timeouts == {}
+
+
+async def test_fleet_over_tls_with_basic_auth(tmp_path: Path, nats_server: EmbeddedNats) -> None:
+    """Security profile 2: wss:// with the CSO CA trusted and HTTP Basic auth per station."""
+    pki = make_pki(tmp_path / "pki")
+    running = await start_secure(tmp_path, nats_server, pki)
+    password = "fleet-profile-two-password-0123"
+    fleet_ids = [f"tls-{i}" for i in range(3)]
+    try:
+        assert running.registry is not None
+        for identity in fleet_ids:
+            record = StationRecord(
+                identity=identity, profile=2, password_hash=hash_password(password)
+            )
+            await running.registry.put(record)
+        url = f"wss://localhost:{running.gateway.tls_port}/ocpp"
+        context = client_tls(pki.ca.cert_file)
+        async with Fleet(
+            url, FAST, "2.0.1", 3, "tls-", ssl_context=context, password=password
+        ) as fleet:
+            assert fleet.station_ids() == fleet_ids
+            await fleet.until(lambda f: f.shared.transactions_completed >= 3, timeout_s=20)
+        result = fleet.result()
+    finally:
+        await running.stop()
+    assert result.boot.accepted == 3
+    assert result.callerrors == {}
+    assert result.errors == {}
