@@ -199,6 +199,8 @@ def _tls_context(settings: Settings) -> ssl.SSLContext | None:
     pairs = [(settings.tls_cert_file, settings.tls_key_file)]
     if settings.tls_ecdsa_cert_file is not None and settings.tls_ecdsa_key_file is not None:
         pairs.append((settings.tls_ecdsa_cert_file, settings.tls_ecdsa_key_file))
+    if settings.tls_client_certificate not in ("optional", "required"):
+        raise ValueError("tls_client_certificate is optional or required")
     required = settings.tls_client_certificate == "required"
     return server_tls_context(pairs, settings.tls_ca_file, required)
 
