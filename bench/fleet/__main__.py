@@ -3,7 +3,7 @@
     python -m bench.fleet --url ws://host:port/ocpp --stations N --scenario NAME
         [--version 1.6|2.0.1|2.1] [--duration S] [--prefix ID_PREFIX] [--quiet] [--json OUT]
         [--connect-concurrency K] [--watch NAME=PID ...] [--set KEY=VALUE ...]
-        [--ca-file PEM | --insecure] [--password SECRET]
+        [--ca-file PEM | --insecure] [--password SECRET] [--source-addresses N]
     python -m bench.fleet --list
 
 Station i connects to ``<url>/<prefix><i>``. A progress line goes to stderr every second; at the
@@ -65,6 +65,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--ca-file", type=Path, help="wss://: trust this CA (PEM)")
     p.add_argument("--insecure", action="store_true", help="wss://: do not verify the server")
     p.add_argument("--password", help="HTTP Basic auth password of every station (profile 1/2)")
+    p.add_argument(
+        "--source-addresses",
+        type=int,
+        default=0,
+        metavar="N",
+        help="loopback URLs: spread the stations over N source addresses from 127.0.0.2",
+    )
     p.add_argument(
         "--watch",
         type=_watch,
@@ -144,6 +151,7 @@ def main(argv: list[str]) -> int:
         watch=dict(args.watch),
         ssl_context=_ssl_context(args),
         password=args.password,
+        source_addresses=args.source_addresses,
     )
     result = uvloop.run(fleet.run(args.duration))
     print(summary(result), file=sys.stderr)

@@ -12,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import ipaddress
 import random
+import socket
 import ssl
 import sys
 import time
@@ -31,6 +33,7 @@ HANDSHAKE_TIMEOUT_S = 30.0
 CONNECT_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 10.0
 BOOT_LIMIT_S = 120.0
+SOURCE_BASE = ipaddress.IPv4Address("127.0.0.2")
 
 
 class Fleet:
@@ -45,6 +48,7 @@ class Fleet:
         watch: dict[str, int] | None = None,
         ssl_context: ssl.SSLContext | None = None,
         password: str | None = None,
+        source_addresses: int = 0,
     ) -> None:
         self.url = url.rstrip("/")
         self.scenario = scenario
@@ -56,6 +60,9 @@ class Fleet:
         """For wss:// URLs (None: picows's default, verifying against the system CAs)."""
         self.password = password
         """HTTP Basic auth (security profiles 1 and 2): every station uses this password."""
+        self.source_addresses = source_addresses
+        """> 0: station i connects from 127.0.0.2 + (i mod N) (loopback URLs): many peers, as in
+        the field, so that per-address limits of the server see realistic addresses."""
         self.watch = watch or {}
         """Server processes (name → pid) whose CPU share and RSS over the window are reported."""
         self._watch_cpu: dict[str, float] = {}
@@ -94,7 +101,9 @@ class Fleet:
         concurrency = self.scenario.connect_concurrency
         self._gate = asyncio.Semaphore(concurrency) if concurrency > 0 else None
         self.stations = [SimStation(i, shared) for i in self.station_ids()]
-        self._tasks = [asyncio.create_task(self._live(s)) for s in self.stations]
+        self._tasks = [
+            asyncio.create_task(self._live(s, index)) for index, s in enumerate(self.stations)
+        ]
         self._tasks.append(asyncio.create_task(self._tick()))
         if self.scenario.clock_aligned_interval_s > 0:
             self._tasks.append(asyncio.create_task(self._bursts()))
@@ -170,7 +179,7 @@ class Fleet:
                     await asyncio.wait_for(changed.wait(), 0.1)
 
     # -- one station's connection ------------------------------------------------------------
-    async def _live(self, station: SimStation) -> None:
+    async def _live(self, station: SimStation, index: int) -> None:
         shared = self.shared
         first, largest = self.scenario.backoff_s
         attempt = 0
@@ -184,7 +193,7 @@ class Fleet:
                 delay = min(largest, first * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
                 if await self._pause(delay):
                     return
-            transport = await self._connect(station, url, headers)
+            transport = await self._connect(station, url, headers, self._source(index))
             if transport is None:
                 attempt += 1
                 continue
@@ -195,8 +204,24 @@ class Fleet:
             shared.online -= 1
             attempt = 1 if station.accepted or station.ever_accepted else attempt + 1
 
+    def _source(self, index: int) -> Callable[[object], socket.socket] | None:
+        if self.source_addresses <= 0:
+            return None
+        address = str(SOURCE_BASE + index % self.source_addresses)
+
+        def bound(_: object) -> socket.socket:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.bind((address, 0))
+            return sock
+
+        return bound
+
     async def _connect(
-        self, station: SimStation, url: str, headers: dict[str, str]
+        self,
+        station: SimStation,
+        url: str,
+        headers: dict[str, str],
+        source: Callable[[object], socket.socket] | None,
     ) -> picows.WSTransport | None:
         gate = self._gate
         try:
@@ -209,6 +234,7 @@ class Fleet:
                         url,
                         extra_headers=headers,
                         ssl_context=self.ssl_context,
+                        socket_factory=source,
                         websocket_handshake_timeout=HANDSHAKE_TIMEOUT_S,
                         read_buffer_init_size=4096,
                     ),

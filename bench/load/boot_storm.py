@@ -2,11 +2,13 @@
 echo ceiling, in one run.
 
     .venv/bin/python -m bench.load.boot_storm [--stations 10000] [--concurrency 0,100]
-        [--servers csms,reference,echo] [--json OUT] [--no-readme] [--render JSON]
+        [--servers csms,reference,echo] [--transports ws,wss] [--json OUT] [--no-readme]
+        [--render JSON]
 
 Per server and per cap of handshakes in flight at the simulator (0: all at once), a fresh server
 pinned to CPU 0 (csms with its own nats-server, also on CPU 0) and the fleet simulator
-(``bench.fleet``, scenario ``boot-storm``, OCPP 1.6) pinned to CPU 1. Measured: time until every
+(``bench.fleet``, scenario ``boot-storm``, OCPP 1.6) pinned to CPU 1; plain ws:// and TLS
+wss:// (``--transports``). Measured: time until every
 station is Accepted, handshakes/s, failures, and the kernel's listen-queue overflows
 (``TcpExtListenOverflows``) during the run. Writes ``bench/results/boot_storm.json`` and the
 boot-storm section of ``bench/README.md``.
@@ -31,6 +33,7 @@ from bench.fleet.model import FleetResult
 from bench.load import report
 from bench.load.environment import environment, load_average
 from bench.load.servers import ROOT, SIM_CPU, Launcher, pinned
+from bench.load.tls import make_server_certificate
 from bench.sections import write_section
 
 BEGIN, END = "<!-- boot-storm:begin -->", "<!-- boot-storm:end -->"
@@ -39,6 +42,10 @@ LIMIT_S = 30.0
 """Longest a storm may run (the fleet stops at once when every station is Accepted)."""
 BAR_S = 10.0
 BAR_STATIONS = 10_000
+SOURCE_ADDRESSES = 250
+"""Stations spread over 127.0.0.2-127.0.0.251 (40 per address at 10,000): many peers as in the
+field, so per-address defences (csms: 20 TLS handshakes/s per address after a burst of 50) see
+realistic addresses rather than one address doing everything."""
 SIM_BUSY = 0.8
 """Simulator CPU share over the whole row from which its rate may be the simulator's limit."""
 
@@ -46,6 +53,7 @@ SIM_BUSY = 0.8
 class StormRun(msgspec.Struct):
     server: str
     concurrency: int
+    transport: str = "ws"
     result: FleetResult | None = None
     listen_overflows: int = 0
     failure: str = ""
@@ -72,15 +80,19 @@ def listen_overflows() -> int:
 def storm(
     launcher: Launcher, name: str, stations: int, concurrency: int, scratch: Path
 ) -> StormRun:
-    run = StormRun(name, concurrency)
+    transport = "wss" if launcher.tls else "ws"
+    run = StormRun(name, concurrency, transport)
     try:
         server = launcher.start(name)
         argv = [sys.executable, "-m", "bench.fleet", "--url", server.url]
         argv += ["--stations", str(stations), "--scenario", "boot-storm", "--version", "1.6"]
         argv += ["--duration", str(LIMIT_S), "--prefix", f"{name}-{concurrency}-", "--quiet"]
         argv += ["--connect-concurrency", str(concurrency)]
+        argv += ["--source-addresses", str(SOURCE_ADDRESSES)]
+        if launcher.tls is not None:
+            argv += ["--ca-file", str(launcher.tls.ca_file)]
         before = listen_overflows()
-        log = scratch / f"fleet-{name}-{concurrency}.log"
+        log = scratch / f"fleet-{name}-{transport}-{concurrency}.log"
         with log.open("wb") as err:
             done = subprocess.run(
                 pinned(argv, SIM_CPU, False),
@@ -115,8 +127,10 @@ def _summary(run: StormRun) -> str:
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.load.boot_storm")
     parser.add_argument("--stations", type=int, default=BAR_STATIONS)
-    parser.add_argument("--concurrency", default="0,100", help="handshake caps, comma-separated")
+    parser.add_argument("--concurrency", default="0,100", help="ws:// handshake caps, comma-sep.")
+    parser.add_argument("--tls-concurrency", default="100", help="wss:// handshake caps")
     parser.add_argument("--servers", default="csms,reference,echo")
+    parser.add_argument("--transports", default="ws,wss", help="ws (plain), wss (TLS) or both")
     parser.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "boot_storm.json")
     parser.add_argument("--readme", type=Path, default=ROOT / "bench" / "README.md")
     parser.add_argument("--no-readme", action="store_true")
@@ -130,19 +144,25 @@ def main(argv: list[str]) -> int:
     started = dt.datetime.now(dt.UTC)
     env = environment(False)
     scratch = Path(tempfile.mkdtemp(prefix="bench-storm-"))
-    launcher = Launcher(scratch, False, args.stations + FD_HEADROOM)
+    tls = make_server_certificate(scratch / "tls") if "wss" in args.transports else None
     runs: list[StormRun] = []
-    try:
-        for name in args.servers.split(","):
-            for concurrency in (int(c) for c in args.concurrency.split(",")):
-                run = storm(launcher, name, args.stations, concurrency, scratch)
-                runs.append(run)
-                print(f"{name}, cap {concurrency or 'none'}: {_summary(run)}", file=sys.stderr)
-                shutil.rmtree(scratch / "nats", ignore_errors=True)
-                shutil.rmtree(scratch / "csms", ignore_errors=True)
-                time.sleep(1.0)
-    finally:
-        launcher.stop_all()
+    for transport in args.transports.split(","):
+        launcher = Launcher(
+            scratch, False, args.stations + FD_HEADROOM, tls if transport == "wss" else None
+        )
+        try:
+            for name in args.servers.split(","):
+                caps = args.tls_concurrency if transport == "wss" else args.concurrency
+                for concurrency in (int(c) for c in caps.split(",")):
+                    run = storm(launcher, name, args.stations, concurrency, scratch)
+                    runs.append(run)
+                    cap = concurrency or "none"
+                    print(f"{name} {transport}, cap {cap}: {_summary(run)}", file=sys.stderr)
+                    shutil.rmtree(scratch / "nats", ignore_errors=True)
+                    shutil.rmtree(scratch / "csms", ignore_errors=True)
+                    time.sleep(1.0)
+        finally:
+            launcher.stop_all()
     if any(r.failure for r in runs):
         print(f"logs kept in {scratch}", file=sys.stderr)
     else:
@@ -183,7 +203,10 @@ def render(storm_report: StormReport) -> str:
         "- **Setup**: a fresh server per row pinned to CPU 0 (csms with its own nats-server, "
         "also on CPU 0, `projections = false`, per-address handshake cap lifted); the fleet "
         "simulator (`bench/fleet`, scenario `bench/scenarios/boot-storm.toml`) pinned to CPU 1. "
-        f"{storm_report.stations:,} stations, plain ws://, subprotocol `ocpp1.6`: WebSocket "
+        f"{storm_report.stations:,} stations, plain ws:// and TLS wss:// (a throw-away CA, RSA "
+        "2048 server certificate, TLS 1.2+; csms with its profile-2/3 TLS settings), "
+        f"subprotocol `ocpp1.6`, from {SOURCE_ADDRESSES} loopback source addresses "
+        "(127.0.0.2 on; csms limits TLS handshakes per address): WebSocket "
         "handshake, BootNotification (the time counted is until its Accepted answer), then one "
         "StatusNotification. *cap* = handshakes the simulator keeps in flight (none: all "
         "stations at once). Listen overflows: the kernel's `TcpExtListenOverflows` during the "
@@ -192,21 +215,24 @@ def render(storm_report: StormReport) -> str:
         f"- **Servers**: {'; '.join(report.LABELS.values())}. Echo answers BootNotification with "
         "a canned Accepted.",
         "",
-        "| server | cap | Accepted | all Accepted s | p50 s | p99 s | handshakes/s | failures "
-        "| listen overflows | sim CPU |",
-        "|---|--:|--:|--:|--:|--:|--:|---|--:|--:|",
+        "| server | transport | cap | Accepted | all Accepted s | p50 s | p99 s | handshakes/s "
+        "| failures | listen overflows | sim CPU |",
+        "|---|---|--:|--:|--:|--:|--:|--:|---|--:|--:|",
     ]
     for run in storm_report.runs:
         cap = str(run.concurrency) if run.concurrency else "none"
         if run.result is None:
-            lines.append(f"| {run.server} | {cap} | — | — | — | — | — | {run.failure} | — | — |")
+            lines.append(
+                f"| {run.server} | {run.transport} | {cap} | — | — | — | — | — | {run.failure} "
+                "| — | — |"
+            )
             continue
         r, boot = run.result, run.result.boot
         failures = {**r.errors, **{f"timeout {k}": v for k, v in r.timeouts.items()}}
         failures.update({f"CALLERROR {k}": v for k, v in r.callerrors.items()})
         failed = ", ".join(f"{k} {v:,}" for k, v in sorted(failures.items())) or "0"
         lines.append(
-            f"| {run.server} | {cap} | {boot.accepted:,} of {r.stations:,} "
+            f"| {run.server} | {run.transport} | {cap} | {boot.accepted:,} of {r.stations:,} "
             f"| {_cell(boot.all_accepted_s)} | {_cell(boot.accepted_p50_s)} "
             f"| {_cell(boot.accepted_p99_s)} | {boot.handshakes_per_s:,.0f} | {failed} "
             f"| {run.listen_overflows:,} | {r.sim_cpu:.0%}{' ⚠' if r.sim_cpu >= SIM_BUSY else ''} |"
@@ -230,14 +256,24 @@ def _bar(storm_report: StormReport) -> list[str]:
     for run in ours:
         assert run.result is not None
         took = run.result.boot.all_accepted_s
-        met = took is not None and took <= BAR_S and storm_report.stations >= BAR_STATIONS
-        cap = f"cap {run.concurrency}" if run.concurrency else "all at once"
+        met = (
+            took is not None
+            and took <= BAR_S
+            and storm_report.stations >= BAR_STATIONS
+            and run.transport == "ws"
+        )
+        cap = f"{run.transport}, " + (
+            f"cap {run.concurrency}" if run.concurrency else "all at once"
+        )
         others = ", ".join(
             f"{r.server} {_cell(r.result.boot.all_accepted_s, ' s')}"
             if r.result.boot.all_accepted_s is not None
             else f"{r.server} {r.result.boot.accepted:,} Accepted"
             for r in storm_report.runs
-            if r.server != "csms" and r.concurrency == run.concurrency and r.result is not None
+            if r.server != "csms"
+            and r.concurrency == run.concurrency
+            and r.transport == run.transport
+            and r.result is not None
         )
         boot = run.result.boot
         measured = (
@@ -245,10 +281,13 @@ def _bar(storm_report: StormReport) -> list[str]:
             if took is not None
             else f"only {boot.accepted:,} of {run.result.stations:,} Accepted within {LIMIT_S:g} s"
         )
+        beside = f"; beside it {others}" if others else ""
+        if run.transport == "wss":  # the bar is set for plain ws://
+            lines.append(f"- TLS ({cap}): csms {measured}{beside}.")
+            continue
         lines.append(
             f"- The bar, {storm_report.stations:,} stations all Accepted in ≤ {BAR_S:g} s "
-            f"({cap}): csms {measured}: {'met' if met else '**not met**'}"
-            f"{f'; beside it {others}' if others else ''}."
+            f"({cap}): csms {measured}: {'met' if met else '**not met**'}{beside}."
         )
     if any(r.listen_overflows for r in storm_report.runs):
         lines.append(

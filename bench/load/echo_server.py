@@ -1,6 +1,6 @@
 """The ceiling: a bare picows server (uvloop) answering every CALL with a canned CALLRESULT.
 
-    python -m bench.load.echo_server --port PORT [--host 127.0.0.1]
+    python -m bench.load.echo_server --port PORT [--host 127.0.0.1] [--cert PEM --key PEM]
 
 ``[2,"<id>",...]`` is answered ``[3,"<id>",{}]`` (a BootNotification with a canned Accepted): the
 id is cut out of the bytes, nothing is parsed, validated or stored. What no Python WebSocket
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ssl
 import sys
 
 import picows
@@ -24,6 +25,8 @@ from picows import (
     WSUpgradeResponse,
     WSUpgradeResponseWithListener,
 )
+
+from bench.load.tls import server_context
 
 CALL_HEAD = b'[2,"'
 BOOT = b'"BootNotification"'
@@ -49,9 +52,12 @@ def upgrade(_: WSUpgradeRequest) -> WSUpgradeResponseWithListener:
     return WSUpgradeResponseWithListener(response, Echo())
 
 
-async def serve(host: str, port: int) -> None:
-    server = await picows.ws_create_server(upgrade, host, port, read_buffer_init_size=4096)
-    print(f"echo: OCPP on ws://{host}:{port}/ocpp/{{stationId}}", flush=True)
+async def serve(host: str, port: int, context: ssl.SSLContext | None = None) -> None:
+    server = await picows.ws_create_server(
+        upgrade, host, port, ssl=context, read_buffer_init_size=4096
+    )
+    scheme = "wss" if context else "ws"
+    print(f"echo: OCPP on {scheme}://{host}:{port}/ocpp/{{stationId}}", flush=True)
     async with server:
         await asyncio.Event().wait()
 
@@ -60,8 +66,11 @@ def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.load.echo_server")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--cert", help="serve wss:// with this certificate (PEM) ...")
+    parser.add_argument("--key", help="... and this key")
     args = parser.parse_args(argv)
-    uvloop.run(serve(args.host, args.port))
+    context = server_context(args.cert, args.key) if args.cert else None
+    uvloop.run(serve(args.host, args.port, context))
 
 
 if __name__ == "__main__":

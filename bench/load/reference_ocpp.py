@@ -1,6 +1,6 @@
 """The reference: a CSMS built the usual Python way, the ``ocpp`` package over ``websockets``.
 
-    python -m bench.load.reference_ocpp --port PORT [--host 127.0.0.1]
+    python -m bench.load.reference_ocpp --port PORT [--host 127.0.0.1] [--cert PEM --key PEM]
 
 One ``ocpp.v16.ChargePoint`` per connection, the station id from the path, handlers for
 BootNotification, Heartbeat, MeterValues, StatusNotification, Authorize, Start/StopTransaction;
@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import itertools
+import ssl
 import sys
 from typing import Any
 
@@ -24,6 +25,8 @@ from ocpp.v16.enums import Action, AuthorizationStatus, RegistrationStatus
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
+
+from bench.load.tls import server_context
 
 HEARTBEAT_INTERVAL_S = 300
 TRANSACTION_IDS = itertools.count(1)
@@ -77,9 +80,11 @@ async def on_connect(websocket: ServerConnection) -> None:
         await ReferenceChargePoint(station_id, websocket).start()
 
 
-async def run(host: str, port: int) -> None:
-    async with serve(on_connect, host, port, subprotocols=[Subprotocol("ocpp1.6")]) as server:
-        print(f"reference: OCPP on ws://{host}:{port}/ocpp/{{stationId}}", flush=True)
+async def run(host: str, port: int, context: ssl.SSLContext | None = None) -> None:
+    protocols = [Subprotocol("ocpp1.6")]
+    async with serve(on_connect, host, port, subprotocols=protocols, ssl=context) as server:
+        scheme = "wss" if context else "ws"
+        print(f"reference: OCPP on {scheme}://{host}:{port}/ocpp/{{stationId}}", flush=True)
         await server.serve_forever()
 
 
@@ -87,8 +92,11 @@ def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.load.reference_ocpp")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--cert", help="serve wss:// with this certificate (PEM) ...")
+    parser.add_argument("--key", help="... and this key")
     args = parser.parse_args(argv)
-    asyncio.run(run(args.host, args.port))
+    context = server_context(args.cert, args.key) if args.cert else None
+    asyncio.run(run(args.host, args.port, context))
 
 
 if __name__ == "__main__":

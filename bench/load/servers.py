@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.load.tls import TlsFiles
 from streams.embedded import free_port, nats_server_binary
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -76,6 +77,8 @@ class Launcher:
     scratch: Path
     realtime: bool
     nofile: int
+    tls: TlsFiles | None = None
+    """Serve wss:// with these files (the servers' URLs are then wss://)."""
     children: list[Child] = field(default_factory=list)
 
     def launch(self, name: str, argv: list[str], ready: str) -> Child:
@@ -127,16 +130,29 @@ class Launcher:
         # every simulated station connects from 127.0.0.1, so the per-address cap of pending
         # handshakes (a defence against one abusive address) is lifted here.
         config = self.scratch / "csms.toml"
-        config.write_text("projections = false\nmax_pending_handshakes_per_address = 100000\n")
+        text = "projections = false\nmax_pending_handshakes_per_address = 100000\n"
+        url = f"ws://{HOST}:{port}/ocpp"
+        if self.tls is not None:
+            tls_port = free_port(HOST)
+            text += f"tls_port = {tls_port}\n"
+            text += (
+                f'tls_cert_file = "{self.tls.cert_file}"\ntls_key_file = "{self.tls.key_file}"\n'
+            )
+            url = f"wss://{HOST}:{tls_port}/ocpp"
+        config.write_text(text)
         argv += ["--config", str(config)]
         csms = self.launch("csms", argv, "csms: OCPP on ws://")
-        return Server("csms", f"ws://{HOST}:{port}/ocpp", [csms, nats])
+        return Server("csms", url, [csms, nats])
 
     def python_server(self, name: str, module: str) -> Server:
         port = free_port(HOST)
         argv = [sys.executable, "-m", module, "--host", HOST, "--port", str(port)]
-        child = self.launch(name, argv, "OCPP on ws://")
-        return Server(name, f"ws://{HOST}:{port}/ocpp", [child])
+        scheme = "ws"
+        if self.tls is not None:
+            argv += ["--cert", str(self.tls.cert_file), "--key", str(self.tls.key_file)]
+            scheme = "wss"
+        child = self.launch(name, argv, f"OCPP on {scheme}://")
+        return Server(name, f"{scheme}://{HOST}:{port}/ocpp", [child])
 
     def start(self, name: str) -> Server:
         if name == "csms":
