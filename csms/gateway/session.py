@@ -28,6 +28,7 @@ from typing import Any
 from picows import WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport
 
 from csms.domain.events import Direction, FrameEvent, Kind
+from csms.gateway.limits import StrikeBudget
 from csms.handlers.context import HandlerContext
 from csms.handlers.routing import ROUTES, SEND_ONLY
 from csms.ports import EventSink
@@ -77,6 +78,8 @@ class StationSession(WSListener):
         "_ping_sent",
         "_recent",
         "_seq",
+        "_strikes",
+        "_struck_out",
         "_transport",
         "_worker",
         "codec",
@@ -120,6 +123,9 @@ class StationSession(WSListener):
         self._last_seen = time.monotonic()
         self._ping_sent = 0.0
         """When our unanswered keep-alive ping left (0: none outstanding)."""
+        self._strikes: StrikeBudget | None = None
+        self._struck_out = False
+        """Too many peer-caused CALLERRORs: close with 1008 once the current reply is sent."""
         self._transport: WSTransport | None = None
         self._worker: asyncio.Task[None] | None = None
         """The slow path's task of the frame in progress, if any."""
@@ -267,7 +273,22 @@ class StationSession(WSListener):
         """PubAck of a CALL and its answer: the answer may leave now (write-ahead)."""
         if self._transport is not None and not self._transport.is_disconnected:
             self._transport.send(WSMsgType.TEXT, reply)
+            self._after_reply()
         self._next()
+
+    def _strike(self) -> None:
+        """A CALLERROR the peer caused (malformed frame, unknown action, schema violation, M24;
+        not our InternalError): too many in a short window close the connection with 1008
+        (reliability.md §5.6) after that reply."""
+        if self._strikes is None:
+            self._strikes = StrikeBudget()
+        if self._strikes.strike():
+            self._struck_out = True
+
+    def _after_reply(self) -> None:
+        if self._struck_out:
+            log.warning("station %s: too many invalid messages; closing", self.station_id)
+            self.close(WSCloseCode.POLICY_VIOLATION, "too many invalid messages")
 
     async def _answer_later(
         self, received: FrameEvent, call: Call, outcome: Awaitable[tuple[bytes, int]]
@@ -375,6 +396,7 @@ class StationSession(WSListener):
             await self.sink.publish(received, sent)
         if not self._transport.is_disconnected:
             self._transport.send(WSMsgType.TEXT, data)
+            self._after_reply()
 
     async def _frame(self, data: bytes) -> None:
         try:
@@ -419,6 +441,7 @@ class StationSession(WSListener):
         (1.6 GenericError, 2.x RpcFrameworkError; reliability.md §5.3), not run twice."""
         code = "GenericError" if self.codec.version == "1.6" else "RpcFrameworkError"
         text = f"a CALL with id {call.unique_id} is already in progress"
+        self._strike()
         reply = self.codec.encode_call_error(call.unique_id, self.codec.spell(code), text)
         await self._send(reply, 4, call.unique_id, call.action, received)
 
@@ -432,6 +455,7 @@ class StationSession(WSListener):
         # CALLs and unreadable frames are answered; so is an unknown message type on 2.0.1
         # (Part 4 §4.4, MessageTypeNotSupported). Responses and 2.1 SENDs never are.
         if message_type in (0, 2) or isinstance(err, MessageTypeError):
+            self._strike()
             reply = self.codec.encode_call_error(err.unique_id, err.code, err.description)
             await self._send(reply, 4, err.unique_id, None, received)
             return
@@ -460,6 +484,7 @@ class StationSession(WSListener):
         handler = ROUTES.get((version, call.action))
         if handler is None or (version, call.action) in SEND_ONLY:
             code, text = self.codec.spell("NotSupported"), f"{call.action} is not answered"
+            self._strike()
             return self.codec.encode_call_error(call.unique_id, code, text), 4
         try:
             response = handler(self.context, call)

@@ -10,6 +10,7 @@ import picows
 import pytest
 
 from csms import app
+from csms.gateway.limits import STRIKES
 from csms.gateway.session import CallErrorReceivedError
 from csms.protocol import PayloadError
 from tests.integration.conftest import read_all_events, ws_url
@@ -138,3 +139,22 @@ async def test_a_call_repeated_while_in_progress_is_refused_not_run_twice(
         ("out", 4),
     ]
     await station.close()
+
+
+async def test_too_many_invalid_messages_close_the_connection_with_1008(
+    csms: app.Running,
+) -> None:
+    """§5.6 strike budget: each invalid CALL still gets its CALLERROR; past the budget the
+    connection is closed with 1008 after that reply. Other stations are unaffected."""
+    bystander = await Station.connect(ws_url(csms, "CP-BYSTANDER"), "ocpp1.6")
+    station = await Station.connect(ws_url(csms, "CP-STRIKES"), "ocpp1.6")
+    for i in range(STRIKES + 1):
+        answer = await station.call("NoSuchAction", {}, unique_id=f"bad{i}")
+        assert answer[:3] == [4, f"bad{i}", "NotImplemented"]
+    await asyncio.wait_for(station.listener.closed.wait(), 5)
+    closed = station.transport.close_handshake
+    assert closed is not None
+    assert closed.recv is not None
+    assert closed.recv.code == picows.WSCloseCode.POLICY_VIOLATION
+    assert (await bystander.call("Heartbeat", {}))[0] == 3
+    await bystander.close()
