@@ -120,6 +120,9 @@ def refusal(verdict: Verdict, realm: str) -> Upgrade:
 class _Connection(WSProtocol):  # type: ignore[misc]
     """picows' protocol plus: the peer for the upgrade callback, the pending-handshake cap."""
 
+    __slots__ = ("_csms_admitted", "_csms_peer", "_csms_pending", "_csms_upgrade", "_guard")
+    # no per-connection __dict__: memory per idle connection is a target
+
     def __init__(
         self,
         upgrade: UpgradeCallback,
