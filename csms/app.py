@@ -21,7 +21,7 @@ import nats
 from nats.aio.client import Client as NatsClient
 
 from csms.api.app import ApiServer, build_app
-from csms.api.metrics import track_gateway_stations
+from csms.api.metrics import EventSinkFigures, track_event_sink, track_gateway_stations
 from csms.api.services import ApiServices
 from csms.domain.events import FrameEvent
 from csms.gateway.auth import AuthConfig, Authenticator, Refusal
@@ -263,6 +263,8 @@ async def _serve_api(running: Running) -> tuple[ApiServices, ApiServer]:
         default_wait_s=settings.call_timeout_s,
     )
     track_gateway_stations(lambda: len(running.gateway.sessions))
+    sink = running.publisher
+    track_event_sink(lambda: EventSinkFigures(sink.published, sink.failures, sink.in_flight))
     store = running.projections.store if running.projections is not None else None
     server = ApiServer(build_app(services, store), settings.host, settings.api_port)
     await server.start()

@@ -64,6 +64,10 @@ class JetStreamPublisher:
         self.failures = 0
         self.healthy = False
 
+    @property
+    def in_flight(self) -> int:
+        return len(self._pending)
+
     async def start(self) -> None:
         self._prefix = self._nc.new_inbox()
         await self._nc.subscribe(f"{self._prefix}.*", cb=self._on_ack)

@@ -4,7 +4,8 @@ methods, status classes, OCPP action names (a fixed set) and outcomes; never a s
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from litestar import Response, get
@@ -18,6 +19,8 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 REQUESTS = Counter(
     "csms_api_requests_total", "HTTP requests answered", ["method", "route", "status"]
@@ -39,6 +42,45 @@ GATEWAY_STATIONS = Gauge(
 def track_gateway_stations(count: Callable[[], int]) -> None:
     """Report the gateway's session count at each scrape (``csms serve``)."""
     GATEWAY_STATIONS.set_function(count)
+
+
+@dataclass(frozen=True, slots=True)
+class EventSinkFigures:
+    stored: int
+    """Stream messages JetStream acknowledged."""
+    retries: int
+    """Writes retried (ack timeout, error ack, no stream, lost connection)."""
+    in_flight: int
+    """Messages written and not acknowledged yet (answers waiting on them)."""
+
+
+class _EventSinkCollector(Collector):
+    """Read at scrape time from the gateway's event sink: nothing is counted per frame."""
+
+    source: Callable[[], EventSinkFigures] | None = None
+
+    def collect(self) -> Iterator[Metric]:
+        if self.source is None:
+            return
+        figures = self.source()
+        yield CounterMetricFamily(
+            "csms_events_stored", "Event messages acknowledged by JetStream", figures.stored
+        )
+        yield CounterMetricFamily(
+            "csms_event_store_retries", "Event writes retried until stored", figures.retries
+        )
+        yield GaugeMetricFamily(
+            "csms_events_in_flight", "Event messages awaiting their PubAck", figures.in_flight
+        )
+
+
+_EVENT_SINK = _EventSinkCollector()
+REGISTRY.register(_EVENT_SINK)
+
+
+def track_event_sink(read: Callable[[], EventSinkFigures]) -> None:
+    """Report the gateway's event sink at each scrape (``csms serve``)."""
+    _EVENT_SINK.source = read
 
 
 def metrics_middleware(app: ASGIApp) -> ASGIApp:

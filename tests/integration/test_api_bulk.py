@@ -95,6 +95,12 @@ async def test_commands_are_events_and_metrics(csms: app.Running) -> None:
             assert 'route="/api/v1/stations/{station_id}/commands/{action}"' in metrics
             assert "CP-EVT" not in metrics  # never a station id as a label
             assert "csms_gateway_stations 1.0" in metrics
+            stored = next(
+                line for line in metrics.splitlines() if line.startswith("csms_events_stored_total")
+            )
+            assert float(stored.split()[1]) >= 2  # connected, and the CALL with its answer
+            assert "csms_events_in_flight " in metrics
+            assert "csms_event_store_retries_total 0.0" in metrics
     finally:
         await station.close()
     events = await read_all_events(csms.nats_url, "CP-EVT")
