@@ -9,6 +9,7 @@ import msgspec
 import pytest
 
 from bench.fleet import commands
+from bench.fleet import scenario as scenarios
 from bench.fleet.payloads import V2, V16, Transaction, dialect
 from csms.protocol import Call, Codec, codec_for, schema_dir
 
@@ -130,3 +131,24 @@ def test_command_answers_are_valid(version: str) -> None:
         assert answer is not None, action
         station.encode_call_result(action, "c1", answer)
     assert commands.answer(version, "NoSuchAction", {}) is None
+
+
+def test_every_scenario_file_loads() -> None:
+    found = {name: scenarios.load(name) for name in scenarios.names()}
+    assert {"throughput", "steady", "clock-aligned-burst", "boot-storm", "end-to-end-lag"} <= set(
+        found
+    )
+    for name, scenario in found.items():
+        assert scenario.name == name
+        assert scenario.status in ("ready", "stub")
+        assert scenario.status == "ready" or scenario.needs, f"{name}: a stub says what it needs"
+    assert found["end-to-end-lag"].status == "stub"
+
+
+def test_scenario_overrides_and_unknown_keys() -> None:
+    changed = scenarios.load("steady", ["authorize=false", "idle_s=[1, 2]", "name=other"])
+    assert (changed.authorize, changed.idle_s, changed.name) == (False, (1.0, 2.0), "other")
+    with pytest.raises(msgspec.ValidationError):
+        scenarios.load("steady", ["no_such_key=1"])
+    with pytest.raises(ValueError, match="no scenario"):
+        scenarios.load("nope")
