@@ -28,6 +28,7 @@ import contextlib
 import json
 import random
 import shutil
+import subprocess
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -91,7 +92,7 @@ class Battery:
         ]
         self.faults: list[FaultRecord] = []
         self.t0 = 0.0
-        self.timings: dict[str, float | None] = {}
+        self.timings: dict[str, float | str | None] = {}
 
     def _elapsed(self) -> float:
         return round(time.monotonic() - self.t0, 3)
@@ -99,6 +100,7 @@ class Battery:
     async def run(self) -> dict[str, Any]:
         stop = asyncio.Event()
         tasks: list[asyncio.Task[None]] = []
+        drained: float | None = 0.0
         try:
             await self.nats.start()
             await self.gateway.start()
@@ -119,7 +121,8 @@ class Battery:
             await self._stop_stations(tasks)
             await self.gateway.stop()
             if self.config.check_projections:
-                self.timings["projection_drained_after_heal_s"] = await self._await_drained()
+                drained = await self._await_drained()
+                self.timings["projection_drained_after_heal_s"] = drained
                 await self.projector.stop()
             stream = await checker.read_stream(self.nats.urls)
             projected = None
@@ -132,7 +135,7 @@ class Battery:
                 stream,
                 projected,
                 healed_ns,
-                self.timings.get("projection_drained_after_heal_s", 0.0),
+                drained,
             )
         finally:
             stop.set()
@@ -142,6 +145,7 @@ class Battery:
             await self.projector.kill9()
             await self.nats.stop()
         report = {
+            "code": _code_version(),
             "config": {
                 k: str(v) if isinstance(v, Path) else v for k, v in asdict(self.config).items()
             },
@@ -298,25 +302,50 @@ class Battery:
         await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _await_drained(self, timeout_s: float = 120.0) -> float | None:
-        """Seconds until the projector's durable consumer has nothing pending or unacked (None:
-        not within ``timeout_s``, I5's bound; the checker then reads what is there)."""
+        """Seconds until the projector's durable consumer (``csms-projections``, or
+        ``csms-projections-<store id>``) has nothing pending or unacked (None: not within
+        ``timeout_s``, I5's bound; the checker then reads what is there)."""
         start = time.monotonic()
         nc = await nats.connect(self.nats.urls, connect_timeout=2)
         try:
             js = nc.jetstream(timeout=5)
-            info = None
             while time.monotonic() < start + timeout_s:
-                with contextlib.suppress(Exception):
-                    info = await js.consumer_info(STREAM, DURABLE)
-                    if info.num_pending == 0 and info.num_ack_pending == 0:
+                try:
+                    consumers = [
+                        c for c in await js.consumers_info(STREAM) if c.name.startswith(DURABLE)
+                    ]
+                except (nats.errors.Error, OSError, TimeoutError) as err:  # reported if it lasts
+                    self.timings["projection_consumer_error"] = f"{type(err).__name__}: {err}"
+                else:
+                    self.timings.pop("projection_consumer_error", None)
+                    pending = sum(
+                        (c.num_pending or 0) + (c.num_ack_pending or 0) for c in consumers
+                    )
+                    self.timings["projection_pending_at_timeout"] = pending
+                    if consumers and not pending:
+                        self.timings.pop("projection_pending_at_timeout")
                         return round(time.monotonic() - start, 3)
                 await asyncio.sleep(0.2)
-                self.timings["projection_pending_at_timeout"] = (
-                    None if info is None else info.num_pending + info.num_ack_pending
-                )
         finally:
             await nc.close()
         return None
+
+
+def _code_version() -> dict[str, Any]:
+    """The commit the run used and the files that differed from it (a shared working tree)."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.splitlines()
+    except (OSError, subprocess.CalledProcessError):
+        return {"commit": None}
+    return {"commit": head, "modified": [line[3:] for line in status]}
 
 
 def summary(report: dict[str, Any]) -> str:
@@ -326,6 +355,7 @@ def summary(report: dict[str, Any]) -> str:
         f"fault battery: {config['stations']} stations, {config['duration_s']} s, seed "
         f"{config['seed']}, {config['nats_nodes']} nats node(s): "
         + ("PASS" if report["pass"] else "FAIL"),
+        f"code: {report['code'].get('commit')}, modified: {report['code'].get('modified')}",
         "faults: "
         + ", ".join(f"{f['name']}@{f['start_s']:.1f}s({f['target']})" for f in report["faults"]),
         "counts: " + ", ".join(f"{k} {v}" for k, v in report["counts"].items()),
