@@ -4,6 +4,7 @@
     csms bench load [--quick|--full]     csms vs the ocpp-package reference vs an echo ceiling
     csms bench boot-storm [--stations N] 10,000 stations booting at once, same three servers
     csms bench steady [--stations N]     stations at realistic rates: CPU, memory, latency
+    csms bench burst [--stations N]      clock-aligned meter values, all in the same second
     csms bench micro [--quick]           per-frame parse + validate
     csms bench projections [...]         projector ingest and lag
 """
@@ -20,6 +21,8 @@ MODULES = {
     "throughput": "bench.load",
     "boot-storm": "bench.load.boot_storm",
     "steady": "bench.load.steady",
+    "burst": "bench.load.burst",
+    "clock-aligned-burst": "bench.load.burst",
     "micro": "bench.micro",
     "projections": "bench.projections",
 }

@@ -132,6 +132,11 @@ class Fleet:
             if not self.scenario.boot_only:  # the warm-up begins once the fleet is up
                 with contextlib.suppress(TimeoutError):
                     await self.until(lambda f: len(f.shared.accepted_s) >= f.count, BOOT_LIMIT_S)
+            if self.scenario.start_at_once and self.scenario.charging:  # and charging
+                with contextlib.suppress(TimeoutError):
+                    await self.until(
+                        lambda f: f.shared.transactions_started >= f.count, BOOT_LIMIT_S
+                    )
             if await self._pause(self.scenario.warmup_s):
                 return self.result()
             self.begin_window()
@@ -277,7 +282,8 @@ class Fleet:
         return now, answered
 
     async def _bursts(self) -> None:
-        """At each multiple of the interval (UTC), every charging station's clock values."""
+        """At each multiple of the interval (UTC), every charging station's clock values; the
+        bursts inside the measured window are recorded."""
         interval = self.scenario.clock_aligned_interval_s
         shared = self.shared
         while True:
@@ -285,6 +291,10 @@ class Fleet:
             boundary = (int(wall // interval) + 1) * interval
             if await self._pause(boundary - wall):
                 return
+            if not shared.recording:
+                for station in self.stations:
+                    station.clock_aligned(-1)
+                continue
             now = time.monotonic()
             record = [boundary, 0.0, 0.0, now, now]
             shared.bursts.append(record)

@@ -316,6 +316,7 @@ class SimStation(WSListener):
 
     def _start_answer(self, msg: Msg, data: bytes) -> None:
         self.shared.transactions_started += 1
+        self.shared.notify()
         if isinstance(self.dialect, V16) and msg.tx is not None:
             transaction_id = self._payload(data).get("transactionId")
             if isinstance(transaction_id, int):

@@ -60,20 +60,28 @@ class SteadyReport(msgspec.Struct):
     runs: list[SteadyRun]
 
 
-def steady(launcher: Launcher, name: str, args: argparse.Namespace, scratch: Path) -> SteadyRun:
+def steady(
+    launcher: Launcher,
+    name: str,
+    args: argparse.Namespace,
+    scratch: Path,
+    scenario: str = "steady",
+    warmup_s: float = WARMUP_S,
+) -> SteadyRun:
+    """One fresh server, its idle RSS, then the fleet running ``scenario`` (1.6, free vending)."""
     run = SteadyRun(name)
     try:
         server = launcher.start(name)
         time.sleep(SETTLE_S)
         run.rss_idle_kb = {n: rss_kb(pid) for n, pid in server.pids.items()}
         argv = [sys.executable, "-m", "bench.fleet", "--url", server.url, "--quiet"]
-        argv += ["--stations", str(args.stations), "--scenario", "steady", "--version", "1.6"]
+        argv += ["--stations", str(args.stations), "--scenario", scenario, "--version", "1.6"]
         argv += ["--duration", str(args.duration), "--prefix", f"{name}-st-"]
         argv += ["--connect-concurrency", "100", "--set", "authorize=false"]
-        argv += ["--set", f"warmup_s={WARMUP_S}"]
+        argv += ["--set", f"warmup_s={warmup_s}"]
         for n, pid in server.pids.items():
             argv += ["--watch", f"{n}={pid}"]
-        log = scratch / f"fleet-{name}-steady.log"
+        log = scratch / f"fleet-{name}-{scenario}.log"
         with log.open("wb") as err:
             done = subprocess.run(
                 pinned(argv, SIM_CPU, False),
@@ -81,7 +89,7 @@ def steady(launcher: Launcher, name: str, args: argparse.Namespace, scratch: Pat
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=err,
-                timeout=WARMUP_S + args.duration + 180,
+                timeout=warmup_s + args.duration + 240,
                 check=False,
             )
         if done.returncode != 0:

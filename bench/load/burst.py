@@ -1,0 +1,154 @@
+"""Clock-aligned burst: every charging station sends its Sample.Clock meter values in the same
+second, against csms, the ocpp-package reference and the echo ceiling, in one run.
+
+    .venv/bin/python -m bench.load.burst [--stations 5000] [--duration 30]
+        [--servers csms,reference,echo] [--json OUT] [--no-readme] [--render JSON]
+
+Per server: a fresh server pinned to CPU 0 (csms with its own nats-server, also on CPU 0) and the
+fleet simulator (``bench.fleet``, scenario ``clock-aligned-burst``, OCPP 1.6, free vending)
+pinned to CPU 1: every station boots and starts a transaction, then at each multiple of 15 s UTC
+all of them send MeterValues (10 sampled values) at once. Per burst: time from the boundary until
+the last answer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import shlex
+import shutil
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+import msgspec
+
+from bench.load import report
+from bench.load.environment import environment, load_average
+from bench.load.servers import ROOT, SIM_CPU, Launcher
+from bench.load.steady import FD_HEADROOM, SteadyReport, SteadyRun, steady
+from bench.sections import write_section
+
+BEGIN, END = "<!-- burst:begin -->", "<!-- burst:end -->"
+WARMUP_S = 5.0
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.load.burst")
+    parser.add_argument("--stations", type=int, default=5_000)
+    parser.add_argument("--duration", type=float, default=30.0)
+    parser.add_argument("--servers", default="csms,reference,echo")
+    parser.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "burst.json")
+    parser.add_argument("--readme", type=Path, default=ROOT / "bench" / "README.md")
+    parser.add_argument("--no-readme", action="store_true")
+    parser.add_argument("--render", type=Path, help="only rewrite the section from this JSON")
+    args = parser.parse_args(argv)
+    if args.render:
+        saved = msgspec.json.decode(args.render.read_bytes(), type=SteadyReport)
+        write_section(args.readme, BEGIN, END, render(saved))
+        return 0
+    os.sched_setaffinity(0, {SIM_CPU})
+    started = dt.datetime.now(dt.UTC)
+    env = environment(False)
+    scratch = Path(tempfile.mkdtemp(prefix="bench-burst-"))
+    launcher = Launcher(scratch, False, args.stations + FD_HEADROOM)
+    runs: list[SteadyRun] = []
+    try:
+        for name in args.servers.split(","):
+            run = steady(launcher, name, args, scratch, "clock-aligned-burst", WARMUP_S)
+            runs.append(run)
+            print(f"{name}: {_summary(run)}", file=sys.stderr)
+            for data in ("nats", "csms"):
+                shutil.rmtree(scratch / data, ignore_errors=True)
+    finally:
+        launcher.stop_all()
+    if any(r.failure for r in runs):
+        print(f"logs kept in {scratch}", file=sys.stderr)
+    else:
+        shutil.rmtree(scratch, ignore_errors=True)
+    env["load_average_end"] = load_average()
+    result = SteadyReport(
+        started=started.strftime("%Y-%m-%d %H:%M:%S UTC"),
+        finished=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
+        command=shlex.join([".venv/bin/python", "-m", "bench.load.burst", *argv]),
+        stations=args.stations,
+        duration_s=args.duration,
+        environment=env,
+        runs=runs,
+    )
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_bytes(msgspec.json.format(msgspec.json.encode(result)) + b"\n")
+    if not args.no_readme:
+        write_section(args.readme, BEGIN, END, render(result))
+        print(f"rewrote the burst section of {args.readme}", file=sys.stderr)
+    return 0
+
+
+def _bursts(run: SteadyRun) -> str:
+    if run.result is None or not run.result.bursts:
+        return "—"
+    return ", ".join(
+        f"{b.all_answered_s:.2f} s ({b.answered:,}/{b.sent:,})" for b in run.result.bursts
+    )
+
+
+def _median_burst_s(run: SteadyRun) -> float | None:
+    bursts = [b.all_answered_s for b in run.result.bursts] if run.result else []
+    return statistics.median(bursts) if bursts else None
+
+
+def _summary(run: SteadyRun) -> str:
+    if run.result is None:
+        return f"FAILED {run.failure}"
+    return f"bursts {_bursts(run)}; p99 {run.result.latency.p99} ms"
+
+
+def render(burst_report: SteadyReport) -> str:
+    env = burst_report.environment
+    lines = [
+        BEGIN,
+        "## Clock-aligned burst: every station's meter values in the same second",
+        "",
+        f"- **Date**: {burst_report.started} to {burst_report.finished}; **command**: "
+        f"`{burst_report.command}`",
+        f"- **Machine**: {env['cpu']}, {env['cores']} cores shared with other work, Linux "
+        f"{env['kernel']}; load average {env['load_average_start']} at start, "
+        f"{env['load_average_end']} at end; {env['python']}",
+        "- **Setup**: a fresh server per row pinned to CPU 0 (csms with its own nats-server, "
+        "also on CPU 0, `projections = false`); the fleet simulator (`bench/fleet`, scenario "
+        "`bench/scenarios/clock-aligned-burst.toml`, OCPP 1.6, free vending) pinned to CPU 1: "
+        f"{burst_report.stations:,} stations boot and start a transaction; once all are "
+        f"charging, {WARMUP_S:g} s warm-up, then {burst_report.duration_s:g} s measured, with "
+        "every station sending MeterValues (Sample.Clock, 10 sampled values) at each multiple "
+        "of 15 s UTC, one CALL outstanding each. *Burst* = from the boundary until the last "
+        "of them was answered (answered/sent); latency over every CALL of the window.",
+        "",
+        "| server | bursts: all answered after | median burst s | p50 ms | p99 ms | max ms "
+        "| errors | server CPU | sim CPU |",
+        "|---|---|--:|--:|--:|--:|---|--:|--:|",
+    ]
+    for run in burst_report.runs:
+        if run.result is None:
+            lines.append(f"| {run.server} | {run.failure} | — | — | — | — | — | — | — |")
+            continue
+        r = run.result
+        errors = {
+            **r.errors,
+            **{f"timeout {k}": v for k, v in r.timeouts.items()},
+            **{f"CALLERROR {k}": v for k, v in r.callerrors.items()},
+        }
+        failed = ", ".join(f"{k} {v:,}" for k, v in sorted(errors.items())) or "0"
+        median = _median_burst_s(run)
+        lines.append(
+            f"| {run.server} | {_bursts(run)} | {'—' if median is None else f'{median:.2f}'} "
+            f"| {r.latency.p50} | {r.latency.p99} | {r.latency.max} | {failed} "
+            f"| {sum(r.server_cpu.values()):.0%} | {r.sim_cpu:.0%} |"
+        )
+    lines += ["", f"Servers: {'; '.join(report.LABELS.values())}.", END]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
