@@ -1,7 +1,7 @@
 """The projector: a durable JetStream pull consumer folding the event stream into ClickHouse.
 
 Loop: fetch messages → fold them (pure, in a worker thread so the event loop stays free) →
-insert each table's rows → ack (ack-all on the last message of the batch). A batch closes at
+insert each table's rows → ack every message of the batch. A batch closes at
 ``max_messages`` or ``max_rows`` or ``max_delay_s`` after its first message. A crash anywhere
 before the ack means redelivery, and redelivered messages fold to the same rows with the same
 keys: ReplacingMergeTree plus FINAL/aggregating reads make that invisible (exactly-once effect).
@@ -15,12 +15,13 @@ import contextlib
 import logging
 import struct
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from clickhouse_connect.driver.exceptions import DataError
 from nats.aio.msg import Msg
-from nats.errors import TimeoutError as NatsTimeoutError
+from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
@@ -32,6 +33,7 @@ from streams.subjects import ALL_EVENTS, STREAM
 log = logging.getLogger(__name__)
 
 DURABLE = "csms-projections"
+ACK_TIMEOUT_S = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +61,17 @@ class ProjectorStats:
     insert_failures: int = 0
     last_error: str | None = None
     inserted_at: float = field(default_factory=time.monotonic)
+
+
+async def durable_for(store: Store) -> str:
+    """The durable consumer of this store: ``csms-projections-<id>``, the id kept in the store
+    itself (created on first use)."""
+    sql = "SELECT argMin(id, (created_at, id)) AS id, count() AS n FROM projector_identity"
+    (row,) = await store.query(sql)
+    if not row["n"]:
+        await store.insert("projector_identity", [[uuid.uuid4().hex[:12]]], ["id"])
+        (row,) = await store.query(sql)
+    return f"{DURABLE}-{row['id']}"
 
 
 AfterInsert = Callable[[int], Awaitable[None]]
@@ -157,20 +170,24 @@ class Projector:
             await self.run(until_seq=last_seq)
 
     def consumer_config(self) -> ConsumerConfig:
-        """The consumer this projector reads through (ack-all: one ack per batch)."""
+        """The consumer this projector reads through. Explicit acks, one per message: an
+        ack-all would also acknowledge messages another projector (or this one before a
+        crash) fetched and never inserted, and those would never come back."""
         c = self.config
         return ConsumerConfig(
             name=c.durable,
             durable_name=c.durable,
             filter_subject=ALL_EVENTS,
-            ack_policy=AckPolicy.ALL,
+            ack_policy=AckPolicy.EXPLICIT,
             ack_wait=c.ack_wait_s,
             max_ack_pending=c.max_ack_pending,
             deliver_policy=DeliverPolicy.ALL
             if c.start_seq is None
             else DeliverPolicy.BY_START_SEQUENCE,
             opt_start_seq=c.start_seq,
-            inactive_threshold=None if c.durable else 30.0,
+            # an abandoned durable (its store deleted) goes after a week; a projector that
+            # was away longer simply replays from the start (idempotent)
+            inactive_threshold=7 * 24 * 3600.0 if c.durable else 30.0,
         )
 
     async def _subscribe(self) -> JetStreamContext.PullSubscription:
@@ -181,7 +198,7 @@ class Projector:
     async def _consume(self, sub: JetStreamContext.PullSubscription, until_seq: int | None) -> None:
         """Fetch and fold batch N+1 while batch N is inserted (a pipeline of depth one: the
         GIL-bound fold overlaps the engine's insert). Batches are written and acked in order,
-        so an ack-all never covers a batch that is not in the store."""
+        and a batch is acked only once it is in the store."""
         c = self.config
         batch: list[Msg] = []
         first_at = 0.0
@@ -194,10 +211,7 @@ class Projector:
                     if writing is not None:
                         await writing
                     return
-                try:
-                    msgs = await sub.fetch(c.max_messages - len(batch), timeout=c.fetch_timeout_s)
-                except NatsTimeoutError:
-                    msgs = []
+                msgs = await _fetch(sub, c.max_messages - len(batch), c.fetch_timeout_s)
                 if msgs and not batch:
                     first_at = loop.time()
                 batch.extend(msgs)
@@ -213,19 +227,29 @@ class Projector:
                     writing = loop.create_task(self._write(batch, rows))
                     handed = max(handed, _seq(batch[-1]))
                     batch = []
+        except asyncio.CancelledError:
+            if writing is not None:
+                writing.cancel()  # stopping: an unacked batch simply comes again
+            raise
         finally:
-            if writing is not None and not writing.done():
-                writing.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await writing
+            if writing is not None:
+                await _settle(writing)
 
     async def _write(self, batch: list[Msg], rows: Rows) -> None:
-        """Insert a folded batch, then ack it (ack-all: its last message)."""
+        """Insert a folded batch, then ack its messages (the last one waits for the server's
+        confirmation, which follows the others on the same connection)."""
         await self._insert(rows)
         last = _seq(batch[-1])
         if self.after_insert is not None:
             await self.after_insert(last)
-        await batch[-1].ack_sync()
+        try:
+            for msg in batch[:-1]:
+                await msg.ack()
+            await batch[-1].ack_sync(timeout=ACK_TIMEOUT_S)
+        except (TimeoutError, NatsError) as err:
+            # the rows are in; an ack that did not arrive means a redelivery, which writes the
+            # same rows again: harmless, so the projector goes on
+            log.warning("projector: ack of stream sequence %d uncertain: %r", _seq(batch[-1]), err)
         s = self.stats
         s.batches += 1
         s.messages += len(batch)
@@ -277,6 +301,22 @@ class Projector:
 
 class InjectedCrashError(Exception):
     """Raised by a test hook to simulate a crash between insert and ack: ends the run."""
+
+
+async def _fetch(sub: JetStreamContext.PullSubscription, count: int, timeout_s: float) -> list[Msg]:
+    try:
+        return await sub.fetch(count, timeout=timeout_s)
+    except TimeoutError:  # nats-py raises its own and asyncio's: nothing to fetch yet
+        return []
+
+
+async def _settle(writing: asyncio.Task[None]) -> None:
+    """Whatever ended the loop (a fetch error, NATS away), the batch in flight finishes its
+    insert and ack and its outcome is retrieved: a crash there is the crash."""
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await writing
+    if not writing.cancelled() and isinstance(writing.exception(), InjectedCrashError):
+        raise InjectedCrashError("crashed between insert and ack")
 
 
 _ROW_ERRORS = (TypeError, ValueError, OverflowError, struct.error, DataError)

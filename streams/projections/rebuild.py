@@ -5,8 +5,9 @@
    the start of the rebuild, with the very code the live projector runs.
 3. ``EXCHANGE TABLES`` swaps each projection table with its fresh twin (atomic per table on
    an Atomic database), then the shadow database (holding the old tables) is dropped.
-4. The durable consumer is reset to start after that last sequence, so the live projector
-   continues exactly where the rebuild ended (anything it re-inserts is deduplicated anyway).
+4. The store's durable consumer (``csms-projections-<store id>``) is reset to start after that
+   last sequence, so the live projector continues exactly where the rebuild ended (anything it
+   re-inserts is deduplicated anyway).
 
 Because folds are deterministic per stream message, the result equals the incremental one.
 With the embedded engine, run it while ``csms serve`` is stopped (one process per chDB dir).
@@ -21,7 +22,7 @@ from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
 from streams import schema
-from streams.projections.projector import DURABLE, Projector, ProjectorConfig
+from streams.projections.projector import Projector, ProjectorConfig, durable_for
 from streams.store import Store
 from streams.subjects import STREAM
 
@@ -38,9 +39,12 @@ async def rebuild(
     js: JetStreamContext,
     store: Store,
     config: ProjectorConfig | None = None,
-    durable: str = DURABLE,
+    durable: str | None = None,
 ) -> RebuildResult:
+    """``durable``: the live projector's consumer to reset (default: this store's)."""
     base = config or ProjectorConfig()
+    if durable is None:
+        durable = await durable_for(store)
     shadow = f"{store.database}__rebuild"
     await store.command(f"DROP DATABASE IF EXISTS `{shadow}`")
     await schema.apply(store, shadow)

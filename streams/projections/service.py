@@ -9,6 +9,7 @@ projector that loses NATS or ClickHouse retries by itself.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 from dataclasses import dataclass
 
@@ -16,7 +17,7 @@ import nats
 from nats.aio.client import Client as NatsClient
 
 from streams import schema
-from streams.projections.projector import Projector, ProjectorConfig
+from streams.projections.projector import Projector, ProjectorConfig, durable_for
 from streams.store import Store
 
 log = logging.getLogger(__name__)
@@ -55,7 +56,10 @@ async def start_projections(
     except Exception:
         await store.close()
         raise
-    projector = Projector(nc.jetstream(), store, config)
+    durable = await durable_for(store)
+    projector = Projector(
+        nc.jetstream(), store, dataclasses.replace(config or ProjectorConfig(), durable=durable)
+    )
     projector.start()
-    log.info("projections: %s (database %s)", clickhouse_url, store.database)
+    log.info("projections: %s (database %s, consumer %s)", clickhouse_url, store.database, durable)
     return Projections(store, projector, nc)

@@ -43,7 +43,7 @@ REPLAY = dataclasses.replace(FAST, durable=None)
 """An ephemeral consumer from the first event: a replay."""
 
 
-async def until(condition: Callable[[], Awaitable[bool]], timeout_s: float = 30.0) -> None:
+async def until(condition: Callable[[], Awaitable[bool]], timeout_s: float = 120.0) -> None:
     deadline = asyncio.get_running_loop().time() + timeout_s
     while not await condition():
         if asyncio.get_running_loop().time() > deadline:
@@ -222,7 +222,7 @@ async def test_rebuild_equals_incremental_and_the_live_projector_continues(
     await projected(store, live, last)
     await live.stop()
     incremental = await snapshot(store)
-    result = await rebuild(js, store, FAST)
+    result = await rebuild(js, store, FAST, durable=FAST.durable)
     assert result.last_seq == last
     assert await snapshot(store) == incremental
     # the durable consumer now starts after the rebuild: new events project, old ones do not
@@ -319,7 +319,7 @@ async def test_data_survives_a_restart_of_the_engine(
             ],
             capture_output=True,
             text=True,
-            timeout=120,
+            timeout=300,
             check=False,
         )
         assert done.returncode == 0, done.stderr[-2000:]

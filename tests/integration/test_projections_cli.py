@@ -12,7 +12,6 @@ from pathlib import Path
 
 import nats
 from nats.js import JetStreamContext
-from nats.js.errors import NotFoundError
 
 from csms.analytics_cli import render
 from streams import envelope
@@ -29,7 +28,7 @@ async def csms(*args: str) -> subprocess.CompletedProcess[str]:
         [sys.executable, "-m", "csms", *args],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=300,
         check=False,
     )
 
@@ -86,12 +85,13 @@ def test_render_formats() -> None:
 
 async def projected(js: JetStreamContext) -> bool:
     """Everything in the stream delivered to the projector and acknowledged by it."""
-    try:
-        info = await js.consumer_info(STREAM, DURABLE)
-    except NotFoundError:  # the projector has not created its consumer yet
+    mine = [c for c in await js.consumers_info(STREAM) if c.name.startswith(f"{DURABLE}-")]
+    if not mine:  # the projector has not created its consumer (csms-projections-<id>) yet
         return False
+    (info,) = mine
     stream = await js.stream_info(STREAM)
-    return bool(info.num_ack_pending == 0 and info.ack_floor.stream_seq >= stream.state.last_seq)
+    floor = info.ack_floor.stream_seq if info.ack_floor is not None else 0
+    return bool(info.num_ack_pending == 0 and floor >= stream.state.last_seq)
 
 
 async def test_the_projector_runs_alone_and_stops_on_sigterm(
@@ -106,7 +106,7 @@ async def test_the_projector_runs_alone_and_stops_on_sigterm(
     )  # fmt: skip
     assert process.stdout is not None
     try:
-        line = await asyncio.wait_for(process.stdout.readline(), 60)
+        line = await asyncio.wait_for(process.stdout.readline(), 120)
         assert b"csms: projecting" in line
         nc = await nats.connect(nats_server.url)
         js = nc.jetstream()
@@ -114,14 +114,14 @@ async def test_the_projector_runs_alone_and_stops_on_sigterm(
         st = ScriptedStation("CP-ALONE")
         for events in ([st.connected()], [st.disconnected()]):
             await js.publish(subject("CP-ALONE"), envelope.encode_many(events))
-        deadline = asyncio.get_running_loop().time() + 30
+        deadline = asyncio.get_running_loop().time() + 120
         while not await projected(js):
             assert asyncio.get_running_loop().time() < deadline
             await asyncio.sleep(0.05)
         await nc.close()
     finally:
         process.send_signal(signal.SIGTERM)
-        code = await asyncio.wait_for(process.wait(), 30)
+        code = await asyncio.wait_for(process.wait(), 60)
     assert code == 0
     counted = await csms("query", "SELECT count() AS n FROM events FINAL", "--format", "json",
                          "--data-dir", str(tmp_path))  # fmt: skip
