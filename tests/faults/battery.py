@@ -91,6 +91,7 @@ class Battery:
             for i in range(config.stations)
         ]
         self.faults: list[FaultRecord] = []
+        self.failed_starts: dict[str, int] = {}
         self.t0 = 0.0
         self.timings: dict[str, float | str | None] = {}
 
@@ -103,9 +104,9 @@ class Battery:
         drained: float | None = 0.0
         try:
             await self.nats.start()
-            await self.gateway.start()
+            await self._supervise(self.gateway)
             if self.config.check_projections:
-                await self.projector.start()
+                await self._supervise(self.projector)
             self.t0 = time.monotonic()
             tasks = [
                 asyncio.create_task(self._station(s, stop, self.rng.uniform(0, 2)))
@@ -152,10 +153,12 @@ class Battery:
             "faults": [asdict(f) for f in self.faults],
             "timings": self.timings,
             "restarts": {
-                "gateway": self.gateway.starts - 1,
-                "projector": max(self.projector.starts - 1, 0),
+                "gateway": self.gateway.starts - 1 - self.failed_starts.get("gateway", 0),
+                "projector": max(self.projector.starts - 1, 0)
+                - self.failed_starts.get("projector", 0),
                 "nats": sum(n.starts - 1 for n in self.nats.nodes),
             },
+            "failed_starts": self.failed_starts,
             **result,
         }
         self.config.out_dir.mkdir(parents=True, exist_ok=True)
@@ -232,7 +235,7 @@ class Battery:
     async def _fault_gateway_kill(self) -> None:
         record = self._record("gateway-kill", "csms serve")
         await self.gateway.kill9()
-        await self.gateway.start()
+        await self._supervise(self.gateway)
         record.end_s = self._elapsed()
 
     async def _fault_projector_kill(self) -> None:
@@ -241,7 +244,7 @@ class Battery:
         record = self._record("projector-kill", "csms projections run")
         await self.projector.kill9()
         await asyncio.sleep(self.rng.uniform(0, 1))
-        await self.projector.start()
+        await self._supervise(self.projector)
         record.end_s = self._elapsed()
 
     async def _fault_clickhouse_outage(self) -> None:
@@ -252,7 +255,7 @@ class Battery:
         down_s = self.rng.uniform(5, 10)
         record.detail["down_s"] = round(down_s, 2)
         record.detail["answers_while_down"] = await self._answers_between(asyncio.sleep(down_s))
-        await self.projector.start()
+        await self._supervise(self.projector)
         record.end_s = self._elapsed()
 
     async def _fault_canary_rollback(self) -> None:
@@ -272,6 +275,21 @@ class Battery:
         await node.start()
         record.end_s = self._elapsed()
 
+    async def _supervise(self, child: Serve | Projector, timeout_s: float = 90.0) -> None:
+        """Start ``child`` as a process supervisor would: again after a failed start (e.g.
+        ``csms serve`` exits when JetStream does not answer at start, during an election),
+        until ``timeout_s``. Failed starts are counted in the report."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                await child.start()
+                return
+            except (RuntimeError, TimeoutError):
+                self.failed_starts[child.name] = self.failed_starts.get(child.name, 0) + 1
+                await child.kill9()
+                if time.monotonic() > deadline:
+                    raise
+
     async def _heal(self) -> None:
         """Whatever is down or paused comes back."""
         for node in self.nats.nodes:
@@ -280,9 +298,9 @@ class Battery:
                 await node.start()
         await self.nats.wait_jetstream(30)
         if not self.gateway.running:
-            await self.gateway.start()
+            await self._supervise(self.gateway)
         if self.config.check_projections and not self.projector.running:
-            await self.projector.start()
+            await self._supervise(self.projector)
 
     async def _await_answers(self, healed_ns: int) -> float | None:
         """Seconds until every station got a CALLRESULT after healing (None: not all did
@@ -360,6 +378,7 @@ def summary(report: dict[str, Any]) -> str:
         + ", ".join(f"{f['name']}@{f['start_s']:.1f}s({f['target']})" for f in report["faults"]),
         "counts: " + ", ".join(f"{k} {v}" for k, v in report["counts"].items()),
         "timings: " + ", ".join(f"{k} {v}" for k, v in report["timings"].items()),
+        f"restarts: {report['restarts']}, failed starts: {report['failed_starts']}",
     ]
     for name, inv in report["invariants"].items():
         numbers = ", ".join(f"{k} {v}" for k, v in inv.items() if k not in ("pass", "examples"))
