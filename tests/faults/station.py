@@ -15,7 +15,7 @@ import contextlib
 import json
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -228,99 +228,61 @@ class SimStation:
         self._clock_ms = max(self._clock_ms + 1, int(time.time() * 1000))
         return _iso(self._clock_ms)
 
+    def _call(self, action: str, payload: dict[str, Any]) -> Call:
+        made = Call(len(self.log.calls) + 1, action, payload)
+        self.log.calls.append(made)
+        return made
+
     def _calls(self) -> Iterator[Call]:
-        n = 0
-
-        def call(action: str, payload: dict[str, Any]) -> Call:
-            nonlocal n
-            n += 1
-            made = Call(n, action, payload)
-            self.log.calls.append(made)
-            return made
-
+        """Boot once, then transactions and a Heartbeat, forever (built lazily: a 1.6 payload
+        needs the transactionId of the answered StartTransaction)."""
         v16 = self.log.version == "1.6"
-        yield call("BootNotification", BOOT_16 if v16 else BOOT_201)
+        yield self._call("BootNotification", BOOT_16 if v16 else BOOT_201)
         meter_wh = self.rng.randrange(0, 100_000)
         tx_no = 0
         while True:
             tx_no += 1
-            if v16:
-                yield call(
-                    "StatusNotification",
-                    {"connectorId": 1, "errorCode": "NoError", "status": "Preparing"},
-                )
-                yield call(
-                    "StartTransaction",
-                    {
-                        "connectorId": 1,
-                        "idTag": f"TAG{tx_no}",
-                        "meterStart": meter_wh,
-                        "timestamp": self._now(),
-                    },
-                )
-                for _ in range(self.rng.randrange(2, 6)):
-                    meter_wh += self.rng.randrange(10, 500)
-                    sample = {"value": str(meter_wh), "measurand": MEASURAND, "unit": "Wh"}
-                    yield call(
-                        "MeterValues",
-                        {
-                            "connectorId": 1,
-                            "transactionId": self._tx_id,
-                            "meterValue": [{"timestamp": self._now(), "sampledValue": [sample]}],
-                        },
-                    )
-                meter_wh += 1
-                yield call(
-                    "StopTransaction",
-                    {
-                        "transactionId": self._tx_id,
-                        "meterStop": meter_wh,
-                        "timestamp": self._now(),
-                        "reason": "Local",
-                    },
-                )
-            else:
-                tx_id = f"{self.log.station_id}-T{tx_no}"
-                yield call(
-                    "StatusNotification",
-                    {
-                        "timestamp": self._now(),
-                        "connectorStatus": "Occupied",
-                        "evseId": 1,
-                        "connectorId": 1,
-                    },
-                )
-                seq_no = 0
-                yield call(
-                    "TransactionEvent",
-                    self._event(
-                        "Started",
-                        "Authorized",
-                        seq_no,
-                        tx_id,
-                        meter_wh,
-                        {
-                            "idToken": {"idToken": f"TAG{tx_no}", "type": "ISO14443"},
-                            "evse": {"id": 1, "connectorId": 1},
-                        },
-                    ),
-                )
-                for _ in range(self.rng.randrange(2, 6)):
-                    seq_no += 1
-                    meter_wh += self.rng.randrange(10, 500)
-                    yield call(
-                        "TransactionEvent",
-                        self._event("Updated", "MeterValuePeriodic", seq_no, tx_id, meter_wh, {}),
-                    )
-                seq_no += 1
-                meter_wh += 1
-                yield call(
-                    "TransactionEvent",
-                    self._event(
-                        "Ended", "StopAuthorized", seq_no, tx_id, meter_wh, {}, stopped=True
-                    ),
-                )
-            yield call("Heartbeat", {})
+            transaction = self._transaction_16 if v16 else self._transaction_201
+            meter_wh = yield from transaction(tx_no, meter_wh)
+            yield self._call("Heartbeat", {})
+
+    def _transaction_16(self, tx_no: int, meter_wh: int) -> Generator[Call, None, int]:
+        status = {"connectorId": 1, "errorCode": "NoError", "status": "Preparing"}
+        yield self._call("StatusNotification", status)
+        start = {"connectorId": 1, "idTag": f"TAG{tx_no}", "meterStart": meter_wh}
+        yield self._call("StartTransaction", {**start, "timestamp": self._now()})
+        for _ in range(self.rng.randrange(2, 6)):
+            meter_wh += self.rng.randrange(10, 500)
+            sample = {"value": str(meter_wh), "measurand": MEASURAND, "unit": "Wh"}
+            reading = {"timestamp": self._now(), "sampledValue": [sample]}
+            values = {"connectorId": 1, "transactionId": self._tx_id, "meterValue": [reading]}
+            yield self._call("MeterValues", values)
+        meter_wh += 1
+        stop = {"transactionId": self._tx_id, "meterStop": meter_wh, "reason": "Local"}
+        yield self._call("StopTransaction", {**stop, "timestamp": self._now()})
+        return meter_wh
+
+    def _transaction_201(self, tx_no: int, meter_wh: int) -> Generator[Call, None, int]:
+        tx_id = f"{self.log.station_id}-T{tx_no}"
+        status = {"connectorStatus": "Occupied", "evseId": 1, "connectorId": 1}
+        yield self._call("StatusNotification", {**status, "timestamp": self._now()})
+        started = {
+            "idToken": {"idToken": f"TAG{tx_no}", "type": "ISO14443"},
+            "evse": {"id": 1, "connectorId": 1},
+        }
+        seq_no = 0
+        event = self._event("Started", "Authorized", seq_no, tx_id, meter_wh, started)
+        yield self._call("TransactionEvent", event)
+        for _ in range(self.rng.randrange(2, 6)):
+            seq_no += 1
+            meter_wh += self.rng.randrange(10, 500)
+            event = self._event("Updated", "MeterValuePeriodic", seq_no, tx_id, meter_wh, {})
+            yield self._call("TransactionEvent", event)
+        seq_no += 1
+        meter_wh += 1
+        event = self._event("Ended", "StopAuthorized", seq_no, tx_id, meter_wh, {}, stopped=True)
+        yield self._call("TransactionEvent", event)
+        return meter_wh
 
     def _event(
         self,
