@@ -36,6 +36,9 @@ class Scenario(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     """Plug in right after boot; otherwise as if the fleet had been running: a share of
     mean session / (mean session + mean idle) starts within ``first_sessions_spread_s``, the
     rest after an idle time."""
+    start_spread_s: float = 0.0
+    """With ``start_at_once``: sessions start within this many seconds after the boot (0: at
+    once), so that a benchmark of something else is not a StartTransaction storm first."""
     first_sessions_spread_s: float = 60.0
     """Their StartTransaction / TransactionEvent Started are spread over this many seconds
     (a fleet found mid-session has no start burst; 1.6 still needs a transaction id)."""

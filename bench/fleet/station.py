@@ -376,7 +376,11 @@ class SimStation(WSListener):
         probability mean session / (mean session + mean idle), the others plug in later."""
         scenario = self.shared.scenario
         if scenario.start_at_once:
-            self._plug_in()
+            if scenario.start_spread_s > 0:
+                delay = random.uniform(0, scenario.start_spread_s)
+                self.shared.loop.call_later(delay, self._plug_in)
+            else:
+                self._plug_in()
             return
         session_s, idle_s = sum(scenario.session_s) / 2, sum(scenario.idle_s) / 2
         charging = session_s / (session_s + idle_s) if session_s + idle_s > 0 else 1.0
