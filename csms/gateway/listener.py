@@ -35,6 +35,11 @@ from csms.gateway.limits import HandshakeRate, PendingHandshakes
 
 log = logging.getLogger(__name__)
 
+LISTEN_BACKLOG = 4096
+"""Accept queue depth. The library default (100) overflowed when 10,000 stations connected at
+once (kernel ListenOverflows, stations timing out; issue 6's boot storm); the kernel caps it at
+net.core.somaxconn."""
+
 TLS12_SUITES = ":".join(
     [
         "ECDHE-ECDSA-AES128-GCM-SHA256",
@@ -267,5 +272,7 @@ async def listen(
         def factory() -> asyncio.BaseProtocol:
             return _TlsAcceptor(make, limits)
 
-    server: asyncio.Server = await aiofastnet.create_server(loop, factory, host=host, port=port)
+    server: asyncio.Server = await aiofastnet.create_server(
+        loop, factory, host=host, port=port, backlog=LISTEN_BACKLOG
+    )
     return server
