@@ -75,7 +75,15 @@ fuzz: install ## bounded fuzz run of the frame decoder (FUZZ_SECONDS, default 60
 test: lint test-rust test-python fuzz ## everything CI runs
 
 .PHONY: bench
-bench: install ## micro benchmarks: Rust (criterion) and Python, beside the ocpp package and msgspec
+bench: bench-micro install ## every benchmark, each beside its references in the same run (long)
+	$(BIN)/csms bench load
+	$(BIN)/csms bench boot-storm
+	$(BIN)/csms bench steady
+	$(BIN)/csms bench burst
+	$(BIN)/csms bench projections
+
+.PHONY: bench-micro
+bench-micro: install ## micro benchmarks: Rust (criterion) and Python, beside the ocpp package and msgspec
 	OCPP_SCHEMA_ROOT=$(OCPP_SCHEMA_ROOT) cargo bench --no-default-features --bench parse_validate
 	$(BIN)/python -m bench.micro
 
