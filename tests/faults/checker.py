@@ -14,6 +14,7 @@ up here only if the store were later than the delivery, so the canary proves I1,
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import sys
 from collections import Counter, defaultdict
@@ -284,6 +285,7 @@ def check(
             "answered": len(answered),
             "transactions_started": len(tx["known"]),
             "transactions_completed": len(tx["completed"]),
+            "longest_time_without_any_answer_s": _longest_silence_s(logs),
             "stream_messages": stream.messages,
             "stream_events": len(stream.events),
         },
@@ -291,6 +293,20 @@ def check(
         "invariants": invariants,
         "pass": all(v["pass"] for v in invariants.values()),
     }
+
+
+def _longest_silence_s(logs: list[StationLog]) -> float:
+    """The longest stretch in which no station received any CALLRESULT (F1's publish stall;
+    with one node, the whole NATS outage)."""
+    times = sorted(
+        a.received_ns
+        for log in logs
+        for answers in log.answers.values()
+        for a in answers
+        if a.message_type == 3
+    )
+    gaps = (b - a for a, b in itertools.pairwise(times))
+    return round(max(gaps, default=0) / 1e9, 3)
 
 
 def _write_ahead(
