@@ -30,6 +30,7 @@ import msgspec
 
 from csms import settings as settings_module
 from csms.settings import Settings
+from streams.nats_servers import servers
 
 Command = Callable[[argparse.Namespace], int]
 FORMATS = ("table", "csv", "json")
@@ -297,7 +298,7 @@ async def _rebuild(config: Settings) -> int:
         if embedded is not None:
             await embedded.stop()
         return 2
-    nc = await nats.connect(url)
+    nc = await nats.connect(servers(url))
     try:
         try:
             result = await rebuild(nc.jetstream(), store)

@@ -38,6 +38,7 @@ from streams.commands import CommandServer
 from streams.embedded import EmbeddedNats
 from streams.event_writer import EventWriter, UnsupportedServerError
 from streams.id_tokens import KvTokens
+from streams.nats_servers import servers
 from streams.presence import PresenceWriter
 from streams.presence import open_bucket as open_presence
 from streams.projections.service import Projections, start_projections
@@ -124,7 +125,9 @@ async def start(settings: Settings) -> Running:
         embedded = EmbeddedNats(settings.data_dir / "nats")
         await embedded.start()
         url = embedded.url
-    nc = await nats.connect(url, max_reconnect_attempts=-1, reconnect_time_wait=0.5, name="csms")
+    nc = await nats.connect(
+        servers(url), max_reconnect_attempts=-1, reconnect_time_wait=0.5, name="csms"
+    )
     js = nc.jetstream()
     await ensure_stream(
         js, StreamSettings(replicas=settings.stream_replicas, max_age_s=settings.stream_max_age_s)

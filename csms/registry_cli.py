@@ -29,6 +29,7 @@ from csms import settings as settings_module
 from csms.domain.commands import CommandRequest
 from streams.commands import CommandRouter
 from streams.embedded import EmbeddedNats
+from streams.nats_servers import servers
 from streams.presence import PresenceReader
 from streams.presence import open_bucket as open_presence
 from streams.registry import (
@@ -97,7 +98,7 @@ async def _with_registry(
         embedded = EmbeddedNats(config.data_dir / "nats")
         await embedded.start()
         url = embedded.url
-    nc = await nats.connect(url, name="csms-stations")
+    nc = await nats.connect(servers(url), name="csms-stations")
     try:
         registry = await StationRegistry.open(nc.jetstream(), replicas=config.stream_replicas)
         args.nc, args.replicas = nc, config.stream_replicas

@@ -267,9 +267,21 @@ class EventWriter:
     async def start(self, timeout_s: float = 10.0) -> None:
         """Connect (raises UnsupportedServerError for a server needing TLS) and keep
         reconnecting in the background."""
-        conn = await asyncio.wait_for(self._connect(0), timeout_s)
+        conn = await asyncio.wait_for(self._first_connection(), timeout_s)
         self._attach(conn)
         self._runner = asyncio.get_running_loop().create_task(self._run(conn))
+
+    async def _first_connection(self) -> _Connection:
+        """The first server of the list that answers (a cluster may have a node down)."""
+        index = 0
+        while True:
+            try:
+                return await self._connect(index)
+            except (OSError, ConnectionError) as err:
+                index += 1
+                if index % len(self._servers) == 0:
+                    log.warning("no NATS server of %d answered (%s); retrying", index, err)
+                    await asyncio.sleep(0.2)
 
     async def _connect(self, index: int) -> _Connection:
         host, port, auth = self._servers[index % len(self._servers)]

@@ -67,10 +67,14 @@ async def serve_api(settings: Any) -> None:
 
     from csms.api.app import ApiServer, build_app
     from csms.api.services import ApiServices
+    from streams.nats_servers import servers
     from streams.subjects import STREAM
 
     nc = await nats.connect(
-        settings.nats_url, max_reconnect_attempts=-1, reconnect_time_wait=0.5, name="csms-api"
+        servers(settings.nats_url),
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=0.5,
+        name="csms-api",
     )
     js = nc.jetstream()
     stream_up = {"ok": False}
@@ -133,6 +137,7 @@ async def _apikey(args: argparse.Namespace) -> int:
     from csms import settings as settings_module
     from streams.api_keys import ApiKeys
     from streams.embedded import EmbeddedNats
+    from streams.nats_servers import servers
 
     overrides = {"nats_url": args.nats_url, "data_dir": args.data_dir}
     config = settings_module.load(Path(args.config) if args.config else None, overrides)
@@ -142,7 +147,7 @@ async def _apikey(args: argparse.Namespace) -> int:
         embedded = EmbeddedNats(config.data_dir / "nats")
         await embedded.start()
         url = embedded.url
-    nc = await nats.connect(url, name="csms-apikey")
+    nc = await nats.connect(servers(url), name="csms-apikey")
     try:
         keys = await ApiKeys.open(nc.jetstream(), replicas=config.stream_replicas)
         if args.action == "add":

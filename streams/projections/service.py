@@ -17,6 +17,7 @@ import nats
 from nats.aio.client import Client as NatsClient
 
 from streams import schema
+from streams.nats_servers import servers
 from streams.projections.projector import Projector, ProjectorConfig, durable_for
 from streams.store import Store
 
@@ -51,7 +52,10 @@ async def start_projections(
         return None
     try:
         nc = await nats.connect(
-            nats_url, name="csms-projector", max_reconnect_attempts=-1, reconnect_time_wait=0.5
+            servers(nats_url),
+            name="csms-projector",
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=0.5,
         )
     except Exception:
         await store.close()

@@ -12,8 +12,9 @@ import pytest
 
 from csms.domain.events import FrameEvent
 from streams import event_writer
-from streams.embedded import EmbeddedNats
+from streams.embedded import EmbeddedNats, free_port
 from streams.event_writer import EventWriter
+from streams.nats_servers import servers
 from streams.provision import StreamSettings, ensure_stream
 from streams.subjects import STREAM
 
@@ -129,3 +130,20 @@ async def test_heals_after_nats_restarts_without_losing_or_duplicating(tmp_path:
 def test_refuses_urls_it_cannot_speak(url: str) -> None:
     with pytest.raises(event_writer.UnsupportedServerError):
         EventWriter(url)
+
+
+async def test_a_cluster_url_list_skips_a_server_that_is_down(nats_server: EmbeddedNats) -> None:
+    await provision(nats_server.url)
+    down = f"nats://127.0.0.1:{free_port()}"
+    writer = EventWriter(f"{down}, {nats_server.url}")
+    await writer.start()
+    try:
+        assert await writer.publish(event("CP1", 1)) == 1
+    finally:
+        await writer.close()
+
+
+def test_the_servers_of_a_url_setting() -> None:
+    assert servers("nats://a:1, nats://b:2,,") == ["nats://a:1", "nats://b:2"]
+    with pytest.raises(ValueError, match="empty"):
+        servers(" , ")

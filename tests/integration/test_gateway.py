@@ -231,3 +231,18 @@ async def test_unknown_message_types_per_version(
     # Nothing else is sent for it: the next frame we see answers our Heartbeat.
     assert (await station.call("Heartbeat", {}, unique_id="hb"))[:2] == [3, "hb"]
     await station.close()
+
+
+async def test_a_nats_cluster_url_list_with_a_node_down_still_serves(
+    tmp_path: Path, nats_server: EmbeddedNats
+) -> None:
+    """``nats_url`` may list several servers (a cluster); one that is down is skipped by every
+    connection of the process (nats-py, the event writer, projections)."""
+    urls = f"nats://127.0.0.1:{free_port()},{nats_server.url}"
+    running = await app.start(loopback_settings(tmp_path, urls))
+    try:
+        station = await Station.connect(ws_url(running, "CP-CLUSTER"), "ocpp1.6")
+        assert (await station.call("Heartbeat", {}))[0] == 3
+        await station.close()
+    finally:
+        await running.stop()
