@@ -14,11 +14,13 @@ import socket
 import ssl
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import nats
 from nats.aio.client import Client as NatsClient
+from nats.errors import Error as NatsError
 
 from csms.api.app import ApiServer, build_app
 from csms.api.metrics import EventSinkFigures, track_event_sink, track_gateway_stations
@@ -49,6 +51,7 @@ from streams.store import default_url as default_clickhouse_url
 from streams.transaction_ids import KvTransactionIds
 
 log = logging.getLogger("csms")
+T = TypeVar("T")
 
 
 @dataclass
@@ -103,6 +106,30 @@ class Running:
             await self.embedded.stop()
 
 
+STARTUP_RETRY_S = 60.0
+"""How long start-up keeps retrying a JetStream request that times out or finds no responder
+(a cluster electing a leader, a node restarting) before giving up."""
+
+
+async def until_ready(
+    what: str, attempt: Callable[[], Awaitable[T]], retry_s: float = STARTUP_RETRY_S
+) -> T:
+    """``attempt()`` until it succeeds; JetStream timeouts and NATS errors are retried with
+    back-off for ``retry_s`` (the fault battery saw ``csms serve`` exit on one during an
+    election), anything else, or the last failure after the deadline, is raised."""
+    deadline = time.monotonic() + retry_s
+    delay = 0.1
+    while True:
+        try:
+            return await attempt()
+        except (TimeoutError, NatsError) as err:
+            if time.monotonic() + delay > deadline:
+                raise
+            log.warning("%s not ready (%r); retrying in %.1fs", what, err, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+
 async def _event_sink(nc: NatsClient, url: str) -> EventWriter | JetStreamPublisher:
     """The lean event writer where the URL allows it (plain nats://), else nats-py."""
     if event_writer.supports(url):
@@ -129,15 +156,20 @@ async def start(settings: Settings) -> Running:
         servers(url), max_reconnect_attempts=-1, reconnect_time_wait=0.5, name="csms"
     )
     js = nc.jetstream()
-    await ensure_stream(
-        js, StreamSettings(replicas=settings.stream_replicas, max_age_s=settings.stream_max_age_s)
-    )
+    stream = StreamSettings(replicas=settings.stream_replicas, max_age_s=settings.stream_max_age_s)
+    await until_ready("the event stream", lambda: ensure_stream(js, stream))
     publisher = await _event_sink(nc, url)
-    transaction_ids = await KvTransactionIds.open(js, replicas=settings.stream_replicas)
-    tokens = await KvTokens.open(
-        js, settings.stream_replicas, accept_unknown=settings.accept_unknown_tokens
+    transaction_ids = await until_ready(
+        "the transaction-id bucket",
+        lambda: KvTransactionIds.open(js, replicas=settings.stream_replicas),
     )
-    await tokens.start()
+    tokens = await until_ready(
+        "the token bucket",
+        lambda: KvTokens.open(
+            js, settings.stream_replicas, accept_unknown=settings.accept_unknown_tokens
+        ),
+    )
+    await until_ready("the token watch", tokens.start)
     options = CodecOptions(max_frame_bytes=settings.max_frame_bytes)
     codecs = {v: codec_for(v, options) for v in reversed(SUPPORTED_VERSIONS)}
 
@@ -147,8 +179,11 @@ async def start(settings: Settings) -> Running:
         )
 
     node_id = settings.node_id or f"{socket.gethostname()}-{os.getpid()}"
-    registry = await StationRegistry.open(js, replicas=settings.stream_replicas)
-    await registry.start()
+    registry = await until_ready(
+        "the station registry",
+        lambda: StationRegistry.open(js, replicas=settings.stream_replicas),
+    )
+    await until_ready("the registry watch", registry.start)
     if settings.unknown_stations not in ("accept", "reject"):
         raise ValueError("unknown_stations is accept or reject")
     auth = Authenticator(
@@ -175,7 +210,10 @@ async def start(settings: Settings) -> Running:
         auth=auth,
         tls=_tls_context(settings),
     )
-    presence = PresenceWriter(await open_presence(js, settings.stream_replicas), node_id)
+    presence_bucket = await until_ready(
+        "the presence bucket", lambda: open_presence(js, settings.stream_replicas)
+    )
+    presence = PresenceWriter(presence_bucket, node_id)
     gateway.observer = presence
     await gateway.start()
     presence.start(lambda: len(gateway.sessions), settings.presence_beat_s)
