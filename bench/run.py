@@ -7,6 +7,7 @@
     csms bench burst [--stations N]      clock-aligned meter values, all in the same second
     csms bench micro [--quick]           per-frame parse + validate
     csms bench projections [...]         projector ingest and lag
+    csms bench plots                     PNG plots of bench/results/*.json, README section
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ MODULES = {
     "clock-aligned-burst": "bench.load.burst",
     "micro": "bench.micro",
     "projections": "bench.projections",
+    "plots": "bench.plots",
 }
 
 
