@@ -30,6 +30,7 @@ from bench.load import readme, report, scenarios
 from bench.load.environment import environment, load_average
 from bench.load.model import Plan, Run, ServerResult
 from bench.load.servers import ROOT, SIM_CPU, Launcher
+from bench.plots import render_safely
 
 PLANS = {
     "quick": Plan([50], 3.0, 0.5, 50, 200, 10),
@@ -176,6 +177,7 @@ def main(argv: list[str]) -> None:
     if not args.no_readme:
         readme.update_readme(args.readme, readme.render(run))
         print(f"rewrote the load section of {args.readme}", file=sys.stderr)
+    render_safely(args.json.parent, None if args.no_readme else args.readme)
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ from bench.load import report
 from bench.load.environment import environment, load_average
 from bench.load.servers import ROOT, SIM_CPU, Launcher, pinned
 from bench.load.tls import make_server_certificate
+from bench.plots import render_safely
 from bench.sections import write_section
 
 BEGIN, END = "<!-- boot-storm:begin -->", "<!-- boot-storm:end -->"
@@ -181,6 +182,7 @@ def main(argv: list[str]) -> int:
     if not args.no_readme:
         write_section(args.readme, BEGIN, END, render(result))
         print(f"rewrote the boot-storm section of {args.readme}", file=sys.stderr)
+    render_safely(args.json.parent, None if args.no_readme else args.readme)
     return 0
 
 

@@ -29,6 +29,7 @@ from bench.fleet.model import FleetResult
 from bench.load import report
 from bench.load.environment import environment, load_average
 from bench.load.servers import ROOT, SIM_CPU, Launcher, pinned, rss_kb
+from bench.plots import render_safely
 from bench.sections import write_section
 
 BEGIN, END = "<!-- steady:begin -->", "<!-- steady:end -->"
@@ -161,6 +162,7 @@ def main(argv: list[str]) -> int:
     if not args.no_readme:
         write_section(args.readme, BEGIN, END, render(result))
         print(f"rewrote the steady section of {args.readme}", file=sys.stderr)
+    render_safely(args.json.parent, None if args.no_readme else args.readme)
     return 0
 
 

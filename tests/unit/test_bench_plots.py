@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from bench import plots
 
@@ -34,7 +35,7 @@ def _write(results: Path) -> None:
             }
         )
     load = {"started": "2026-01-01 00:00:00 UTC", "environment": ENV, "servers": servers}
-    runs = [
+    runs: list[dict[str, Any]] = [
         {
             "server": name,
             "rss_idle_kb": {name: 30_000},
@@ -49,15 +50,25 @@ def _write(results: Path) -> None:
         }
         for name in plots.SERVERS
     ]
-    steady = {"started": "2026-01-01 00:10:00 UTC", "environment": ENV, "stations": 1000}
+    steady: dict[str, Any] = {
+        "started": "2026-01-01 00:10:00 UTC",
+        "environment": ENV,
+        "stations": 1000,
+    }
     steady["runs"] = runs
-    storm_runs = [dict(r, transport="ws", concurrency=c) for r in runs for c in (0, 100)]
+    storm_runs: list[dict[str, Any]] = [
+        dict(r, transport="ws", concurrency=c) for r in runs for c in (0, 100)
+    ]
     storm_runs[0]["result"] = dict(
         runs[0]["result"], boot={"connected": 900, "accepted": 900, "all_accepted_s": None}
     )
-    storm = {"started": "2026-01-01 00:20:00 UTC", "environment": ENV, "stations": 1000}
+    storm: dict[str, Any] = {
+        "started": "2026-01-01 00:20:00 UTC",
+        "environment": ENV,
+        "stations": 1000,
+    }
     storm["runs"] = storm_runs
-    lag = {"started": "2026-01-01 00:30:00 UTC", "environment": ENV}
+    lag: dict[str, Any] = {"started": "2026-01-01 00:30:00 UTC", "environment": ENV}
     lag["rows"] = [
         {"rate": r, "lag_ms": {"p50": 500, "p99": 1500, "max": 2000}} for r in (100, 1000)
     ]
