@@ -86,6 +86,41 @@ def _limit(limit: int | None, default: int = 100) -> int:
     return value
 
 
+@dataclass(frozen=True, slots=True)
+class Filters:
+    """What a listing is narrowed to: equality on columns, a time range on one column, and
+    the cursor's row-value comparison (all optional)."""
+
+    equals: tuple[tuple[str, str | None], ...] = ()
+    """(column, value): ``column = value``; None or empty: not filtered."""
+    time_column: str = ""
+    since: dt.datetime | None = None
+    until: dt.datetime | None = None
+    cursor: tuple[str, dict[str, Any]] | None = None
+    """(condition, its parameters), built by the listing from its decoded cursor."""
+
+
+def _where(filters: Filters, params: dict[str, Any]) -> str:
+    """The ``WHERE …`` clause of ``filters`` ("" when nothing filters); their parameters are
+    added to ``params``. The one place listings build their conditions."""
+    conds: list[str] = []
+    for column, value in filters.equals:
+        if value:
+            conds.append(f"{column} = {{{column}:String}}")
+            params[column] = value
+    for name, op, value in (("since", ">=", filters.since), ("until", "<", filters.until)):
+        if value is not None:
+            conds.append(
+                f"{filters.time_column} {op} fromUnixTimestamp64Milli({{{name}:Int64}}, 'UTC')"
+            )
+            params[name] = _ms(value)
+    if filters.cursor is not None:
+        cond, cursor_params = filters.cursor
+        conds.append(cond)
+        params.update(cursor_params)
+    return f"WHERE {' AND '.join(conds)}" if conds else ""
+
+
 # -- transactions ---------------------------------------------------------------------------
 
 _TRANSACTIONS: Final = """
@@ -172,28 +207,22 @@ async def list_transactions(
     """Newest first (start time, or first known time of an incomplete transaction)."""
     size = _limit(limit)
     params: dict[str, Any] = {"limit": size + 1}
-    conds: list[str] = []
     if station_id:
-        params["station_id"] = station_id
-    if since is not None:
-        conds.append("sort_at >= fromUnixTimestamp64Milli({since:Int64}, 'UTC')")
-        params["since"] = _ms(since)
-    if until is not None:
-        conds.append("sort_at < fromUnixTimestamp64Milli({until:Int64}, 'UTC')")
-        params["until"] = _ms(until)
-    if status:
-        if status not in ("active", "completed", "incomplete"):
-            raise QueryError("status is active, completed or incomplete")
-        conds.append("status = {status:String}")
-        params["status"] = status
+        params["station_id"] = station_id  # filtered inside the view (transactions_cte)
+    if status and status not in ("active", "completed", "incomplete"):
+        raise QueryError("status is active, completed or incomplete")
+    after = None
     if cursor:
         at_ms, c_station, c_tx = _decode_cursor(cursor, (_I64, None, None))
-        conds.append(
+        after = (
             "(sort_at, station_id, transaction_id) < "
-            "(fromUnixTimestamp64Milli({c_at:Int64}, 'UTC'), {c_station:String}, {c_tx:String})"
+            "(fromUnixTimestamp64Milli({c_at:Int64}, 'UTC'), {c_station:String}, {c_tx:String})",
+            {"c_at": int(at_ms), "c_station": str(c_station), "c_tx": str(c_tx)},
         )
-        params.update(c_at=int(at_ms), c_station=str(c_station), c_tx=str(c_tx))
-    where = f"WHERE {' AND '.join(conds)}" if conds else ""
+    where = _where(
+        Filters((("status", status),), "sort_at", since, until, after),
+        params,
+    )
     sql = (
         transactions_cte(bool(station_id))
         + f"SELECT {TRANSACTION_COLUMNS}, sort_at FROM transactions {where} "
@@ -261,26 +290,19 @@ async def list_meter_values(
 ) -> Page:
     size = _limit(limit)
     params: dict[str, Any] = {"limit": size + 1}
-    conds: list[str] = []
-    for name, value in (
-        ("station_id", station_id),
-        ("transaction_id", transaction_id),
-        ("measurand", measurand),
-    ):
-        if value:
-            conds.append(f"{name} = {{{name}:String}}")
-            params[name] = value
-    _time_conds(conds, params, "sampled_at", since, until)
     order = "ASC" if oldest_first else "DESC"
+    after = None
     if cursor:
         at_ms, c_seq, c_station = _decode_cursor(cursor, (_I64, _U64, None))
         op = ">" if oldest_first else "<"
-        conds.append(
+        after = (
             f"(sampled_at, version, station_id) {op} "
-            "(fromUnixTimestamp64Milli({c_at:Int64}, 'UTC'), {c_seq:UInt64}, {c_station:String})"
+            "(fromUnixTimestamp64Milli({c_at:Int64}, 'UTC'), {c_seq:UInt64}, {c_station:String})",
+            {"c_at": int(at_ms), "c_seq": int(c_seq), "c_station": str(c_station)},
         )
-        params.update(c_at=int(at_ms), c_seq=int(c_seq), c_station=str(c_station))
-    where = f"WHERE {' AND '.join(conds)}" if conds else ""
+    equals = (("station_id", station_id), ("transaction_id", transaction_id))
+    equals += (("measurand", measurand),)
+    where = _where(Filters(equals, "sampled_at", since, until, after), params)
     sql = (
         f"SELECT {_METER_COLUMNS}, version FROM meter_values FINAL {where} "
         f"ORDER BY sampled_at {order}, version {order}, station_id {order} LIMIT {{limit:UInt32}}"
@@ -294,21 +316,6 @@ async def list_meter_values(
     for row in rows:
         del row["version"]
     return Page(rows, next_cursor)
-
-
-def _time_conds(
-    conds: list[str],
-    params: dict[str, Any],
-    column: str,
-    since: dt.datetime | None,
-    until: dt.datetime | None,
-) -> None:
-    if since is not None:
-        conds.append(f"{column} >= fromUnixTimestamp64Milli({{since:Int64}}, 'UTC')")
-        params["since"] = _ms(since)
-    if until is not None:
-        conds.append(f"{column} < fromUnixTimestamp64Milli({{until:Int64}}, 'UTC')")
-        params["until"] = _ms(until)
 
 
 # -- events ---------------------------------------------------------------------------------
@@ -349,24 +356,15 @@ async def list_events(
 ) -> Page:
     size = _limit(limit)
     params: dict[str, Any] = {"limit": size + 1}
-    conds: list[str] = []
-    if station_id:
-        conds.append("station_id = {station_id:String}")
-        params["station_id"] = station_id
-    if action:
-        conds.append("action = {action:String}")
-        params["action"] = action
-    if since is not None:
-        conds.append("received_at >= fromUnixTimestamp64Milli({since:Int64}, 'UTC')")
-        params["since"] = _ms(since)
-    if until is not None:
-        conds.append("received_at < fromUnixTimestamp64Milli({until:Int64}, 'UTC')")
-        params["until"] = _ms(until)
+    after = None
     if cursor:
         c_seq, c_idx = _decode_cursor(cursor, (_U64, _U32))
-        conds.append("(stream_seq, idx) < ({c_seq:UInt64}, {c_idx:UInt32})")
-        params.update(c_seq=int(c_seq), c_idx=int(c_idx))
-    where = f"WHERE {' AND '.join(conds)}" if conds else ""
+        after = (
+            "(stream_seq, idx) < ({c_seq:UInt64}, {c_idx:UInt32})",
+            {"c_seq": int(c_seq), "c_idx": int(c_idx)},
+        )
+    equals = (("station_id", station_id), ("action", action))
+    where = _where(Filters(equals, "received_at", since, until, after), params)
     sql = (
         "SELECT event_id, station_id, kind, ocpp_version, direction, message_type, unique_id, "
         "action, raw, received_at, session_id, seq, reason, stream_seq, idx "
