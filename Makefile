@@ -92,9 +92,9 @@ bench-load: install ## load benchmark: csms vs the ocpp-package reference vs a b
 	$(BIN)/python -m bench.load $(ARGS)
 
 .PHONY: faults
-faults: install ## fault battery (docs/durability.md): 200 stations, seeded faults, 1 node, 3-node R3, canary (SEED, FAULTS_OUT)
-	$(BIN)/python -m tests.faults --suite --stations 200 --duration 60 --seed $${SEED:-1} \
-		--out $${FAULTS_OUT:-.csms/faults}
+faults: install ## fault battery (docs/durability.md): 200 stations, 20 seeds alternating 1 node / 3-node R3, canary every 5th (SEEDS, FAULTS_DURATION, FAULTS_OUT)
+	$(BIN)/python -m tests.faults --suite --stations 200 --duration $${FAULTS_DURATION:-30} \
+		--seeds $${SEEDS:-1-20} --alternate --out $${FAULTS_OUT:-.csms/faults}
 
 .PHONY: fixtures
 fixtures: install ## regenerate the conformance corpus

@@ -12,23 +12,51 @@ from pathlib import Path
 import uvloop
 
 from tests.faults.battery import CANARY, FAULTS, Battery, BatteryConfig, summary
+from tests.faults.table import render
+
+
+def _seeds(text: str) -> list[int]:
+    """``"7"`` or ``"1-20"``."""
+    first, _, last = text.partition("-")
+    return list(range(int(first), int(last or first) + 1))
 
 
 def _suite(args: argparse.Namespace) -> int:
-    """Every run, even after a failing one; 0 only if all came out as expected."""
-    common = ["--stations", str(args.stations), "--seed", str(args.seed)]
-    common += ["--interval", str(args.interval), "--faults", args.faults]
-    runs = {
-        "single": ["--duration", str(args.duration)],
-        "cluster": ["--duration", str(args.duration), "--nats-nodes", "3"],
-        "canary": ["--duration", str(args.duration / 2), "--canary"],
-    }
+    """Every run, even after a failing one; 0 only if all came out as expected. Per seed: one
+    node and the 3-node R3 cluster with every fault (``--alternate``: one node on the 1st,
+    3rd, ... seed, the cluster on the others); the canary at every ``--canary-every``-th
+    seed (half the duration). The table of all runs goes to ``--out/results.md``."""
+    seeds = _seeds(args.seeds) if args.seeds else [args.seed]
+    out = Path(args.out)
+    runs: list[tuple[str, Path, bool, list[str]]] = []
+    for index, seed in enumerate(seeds):
+        common = ["--stations", str(args.stations), "--seed", str(seed)]
+        common += ["--interval", str(args.interval), "--faults", args.faults]
+        base = out / f"seed{seed}" if args.seeds else out
+        if not args.alternate or index % 2 == 0:
+            runs.append((f"seed {seed}, 1 node", base / "single", False, [*common]))
+        if not args.alternate or index % 2 == 1:
+            runs.append(
+                (
+                    f"seed {seed}, 3 nodes R3",
+                    base / "cluster",
+                    False,
+                    [*common, "--nats-nodes", "3"],
+                )
+            )
+        if index % args.canary_every == 0:
+            runs.append((f"seed {seed}, canary", base / "canary", True, [*common, "--canary"]))
     codes = {}
-    for name, extra in runs.items():
+    for name, directory, canary, argv in runs:
+        duration = args.duration / 2 if canary else args.duration
         print(f"== {name}", flush=True)
-        codes[name] = main([*common, *extra, "--out", str(Path(args.out) / name)])
-    print("== suite: " + ", ".join(f"{k} {'ok' if v == 0 else 'FAILED'}" for k, v in codes.items()))
-    return 0 if not any(codes.values()) else 1
+        codes[name] = main([*argv, "--duration", str(duration), "--out", str(directory)])
+        out.mkdir(parents=True, exist_ok=True)
+        render(out, [(n, d, c) for n, d, c, _ in runs if n in codes])
+    print(render(out, [(n, d, c) for n, d, c, _ in runs]))
+    failed = [k for k, v in codes.items() if v]
+    print(f"== suite: {len(codes) - len(failed)}/{len(codes)} as expected; failed: {failed}")
+    return 0 if not failed else 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,6 +74,17 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="the full battery: one node, then a 3-node R3 cluster, then the canary "
         "(half the duration), each under --out/<name>",
+    )
+    parser.add_argument(
+        "--seeds", help="with --suite: a seed range such as 1-20, each under --out/seed<N>/"
+    )
+    parser.add_argument(
+        "--alternate",
+        action="store_true",
+        help="with --seeds: one node and the cluster on alternate seeds instead of both on each",
+    )
+    parser.add_argument(
+        "--canary-every", type=int, default=5, help="with --seeds: the canary every N-th seed"
     )
     args = parser.parse_args(argv)
     if args.suite:
