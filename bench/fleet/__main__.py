@@ -23,7 +23,7 @@ import uvloop
 from bench.fleet import scenario as scenarios
 from bench.fleet.fleet import Fleet
 from bench.fleet.model import FleetResult
-from bench.load.sim import raise_nofile
+from bench.fleet.proc import raise_nofile
 
 FD_HEADROOM = 256
 

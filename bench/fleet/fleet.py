@@ -24,10 +24,10 @@ from types import TracebackType
 import picows
 
 from bench.fleet.model import BootStorm, Burst, FleetResult, percentiles
+from bench.fleet.proc import cpu_seconds, rss_kb
 from bench.fleet.scenario import Scenario
 from bench.fleet.shared import Shared
 from bench.fleet.station import SimStation
-from bench.load.sim import cpu_seconds, rss_kb
 
 HANDSHAKE_TIMEOUT_S = 30.0
 CONNECT_TIMEOUT_S = 60.0

@@ -87,3 +87,36 @@ class FleetResult(msgspec.Struct, frozen=True, kw_only=True):
     """Per watched server process (``--watch NAME=PID``): CPU time over the window / window."""
     server_rss_kb: dict[str, int] = msgspec.field(default_factory=dict)
     """Per watched server process: VmRSS at the end of the window."""
+
+
+class SimResult(msgspec.Struct, frozen=True):
+    """One run of the throughput simulator (``bench.fleet.throughput``; ``mode`` = "throughput"
+    or "idle")."""
+
+    mode: str
+    stations: int
+    connected: int
+    booted: int
+    rate_limit_per_station: float | None
+    duration_s: float
+    answered: int
+    """CALLRESULTs to meter values (1.6 MeterValues, 2.x TransactionEvent) inside the window."""
+    answered_per_s: float
+    latency: Percentiles
+    errors: dict[str, int]
+    """Kind → count: connect, boot, start, callerror, bad_answer, disconnected."""
+    sim_cpu: float
+    """CPU time of the simulator over the window / window (1.0 = its core was busy)."""
+    server_cpu: dict[str, float]
+    """Per watched server pid (by name): CPU time over the window / window."""
+    cpu_busy: dict[str, float]
+    """Per core ("cpu0", "cpu1"): busy time over the window / window, whoever used it."""
+    server_rss_kb: dict[str, int] = msgspec.field(default_factory=dict)
+    """VmRSS of each watched server process at the end of the window."""
+    version: str = "1.6"
+    """The OCPP version the stations spoke."""
+
+    @property
+    def sim_us_per_call(self) -> float:
+        """The simulator's own CPU cost per answered call, microseconds (send + read)."""
+        return self.sim_cpu * 1e6 / self.answered_per_s if self.answered_per_s else 0.0

@@ -1,11 +1,14 @@
 """Load benchmark: csms beside the ocpp-package reference and a bare picows echo, in one run.
 
-    .venv/bin/python -m bench.load [--quick | --full] [--json OUT] [--no-readme]
+    .venv/bin/python -m bench.load [--smoke | --quick | --full] [--versions 1.6,2.0.1,2.1]
+        [--servers csms,reference,echo] [--json OUT] [--no-readme]
 
 Each server runs pinned to CPU 0 (csms with its own nats-server, also on CPU 0), the station
-simulator pinned to CPU 1. Per server: RSS around N idle stations, MeterValues throughput at each
-station count, and latency at half the best throughput. Writes ``bench/results/load.json`` and
-rewrites the load section of ``bench/README.md``.
+simulator (``bench.fleet.throughput``, scenario ``bench/scenarios/throughput.toml``) pinned to
+CPU 1. Per server: RSS around N idle stations, meter-values throughput at each station count and
+OCPP version (1.6 MeterValues, 2.x TransactionEvent Updated, ten sampled values each), and
+latency at half the best 1.6 throughput. Writes ``bench/results/load.json`` and rewrites the load
+section of ``bench/README.md``. Its profile: ``python -m bench.load.profile``.
 """
 
 from __future__ import annotations
@@ -26,17 +29,30 @@ from pathlib import Path
 
 import msgspec
 
+from bench.fleet import scenario as fleet_scenarios
 from bench.load import readme, report, scenarios
 from bench.load.environment import environment, load_average
-from bench.load.model import Plan, Run, ServerResult
+from bench.load.model import HEADLINE_VERSION, Plan, Run, ServerResult
+from bench.load.progress import Progress
 from bench.load.servers import ROOT, SIM_CPU, Launcher
 from bench.plots import render_safely
 
-PLANS = {
-    "quick": Plan([50], 3.0, 0.5, 50, 200, 10),
-    "default": Plan([50, 200], 10.0, 2.0, 200, 2_000, 10),
-    "full": Plan([50, 200], 10.0, 2.0, 200, 20_000, 10),
-}
+VERSIONS = ("1.6", "2.0.1", "2.1")
+
+
+def plans() -> dict[str, Plan]:
+    """Sizes of a run; window and warm-up from ``bench/scenarios/throughput.toml`` (smoke and
+    quick shorten them)."""
+    scenario = fleet_scenarios.load(scenarios.SCENARIO)
+    window, warmup = scenario.duration_s, scenario.warmup_s
+    return {
+        "smoke": Plan([10], 1.0, 0.3, 10, 20, 5),
+        "quick": Plan([50], 3.0, 0.5, 50, 200, 10),
+        "default": Plan([50, 200], window, warmup, 200, 2_000, 10),
+        "full": Plan([50, 200], window, warmup, 200, 20_000, 10),
+    }
+
+
 SERVERS = ("csms", "reference", "echo")
 FD_HEADROOM = 256
 """File descriptors a server or the simulator needs besides the stations' sockets."""
@@ -52,8 +68,17 @@ def _attempt(result: ServerResult, what: str, step: Callable[[], None]) -> None:
         print(f"  {result.name} {what} FAILED: {err}", file=sys.stderr)
 
 
+def steps(plan: Plan) -> int:
+    """Steps of one server (for the progress display): idle, throughput rows, half rate."""
+    return 1 + len(plan.versions) * len(plan.throughput_stations) + 1
+
+
 def measure(
-    name: str, plan: Plan, launcher: Launcher, options: scenarios.SimOptions
+    name: str,
+    plan: Plan,
+    launcher: Launcher,
+    options: scenarios.SimOptions,
+    progress: Progress,
 ) -> ServerResult:
     result = ServerResult(name, report.LABELS[name])
     try:
@@ -70,10 +95,15 @@ def measure(
             )
             print(f"  {name} idle: {report.idle_summary(result)}", file=sys.stderr)
 
-        def full_speed(stations: int) -> None:
-            run = scenarios.throughput(server, stations, plan.duration_s, plan.warmup_s, options)
+        def full_speed(stations: int, version: str) -> None:
+            run = scenarios.throughput(
+                server, stations, plan.duration_s, plan.warmup_s, options, None, version
+            )
             result.throughput.append(run)
-            print(f"  {name} {stations} stations: {report.run_summary(run)}", file=sys.stderr)
+            print(
+                f"  {name} {version} {stations} stations: {report.run_summary(run)}",
+                file=sys.stderr,
+            )
 
         def half_rate() -> None:
             stations = plan.half_rate_stations
@@ -84,9 +114,14 @@ def measure(
             result.half_rate = run
             print(f"  {name} half rate: {report.run_summary(run)}", file=sys.stderr)
 
+        progress.step(f"{name}: idle memory, {plan.idle_stations:,} stations")
         _attempt(result, f"idle {plan.idle_stations}", idle)
-        for stations in plan.throughput_stations:
-            _attempt(result, f"throughput {stations}", functools.partial(full_speed, stations))
+        for version in plan.versions:
+            for stations in plan.throughput_stations:
+                progress.step(f"{name}: OCPP {version} throughput, {stations} stations")
+                step = functools.partial(full_speed, stations, version)
+                _attempt(result, f"throughput {version} {stations}", step)
+        progress.step(f"{name}: latency at half its best {HEADLINE_VERSION} rate")
         if result.max_rate > 0:
             _attempt(result, "half rate", half_rate)
     finally:
@@ -99,7 +134,8 @@ def _parse(argv: list[str]) -> argparse.Namespace:
         prog="python -m bench.load", description=__doc__.split("\n")[0]
     )
     size = parser.add_mutually_exclusive_group()
-    size.add_argument("--quick", action="store_true", help="smoke run: 50 stations, 3 s, N=200")
+    size.add_argument("--smoke", action="store_true", help="harness test: 10 stations, 1 s")
+    size.add_argument("--quick", action="store_true", help="quick run: 50 stations, 3 s, N=200")
     size.add_argument("--full", action="store_true", help="idle memory at N=20,000")
     parser.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "load.json")
     parser.add_argument("--readme", type=Path, default=ROOT / "bench" / "README.md")
@@ -113,6 +149,11 @@ def _parse(argv: list[str]) -> argparse.Namespace:
         "starves that other work for the length of the run",
     )
     parser.add_argument("--servers", default=",".join(SERVERS), help="comma-separated subset")
+    parser.add_argument(
+        "--versions",
+        default=",".join(VERSIONS),
+        help=f"OCPP versions of the throughput rows (the bar reads {HEADLINE_VERSION})",
+    )
     return parser.parse_args(argv)
 
 
@@ -138,7 +179,11 @@ def _command(argv: list[str]) -> str:
 
 def main(argv: list[str]) -> None:
     args = _parse(argv)
-    plan = _fit(PLANS["quick" if args.quick else "full" if args.full else "default"])
+    size = "smoke" if args.smoke else "quick" if args.quick else "full" if args.full else "default"
+    versions = [v for v in VERSIONS if v in args.versions.split(",")]
+    if HEADLINE_VERSION not in versions:
+        versions.insert(0, HEADLINE_VERSION)
+    plan = _fit(msgspec.structs.replace(plans()[size], versions=versions))
     realtime = args.sched == "fifo"
     os.sched_setaffinity(0, {SIM_CPU})  # keep the runner off the servers' core
     started = dt.datetime.now(dt.UTC)
@@ -148,10 +193,10 @@ def main(argv: list[str]) -> None:
     launcher = Launcher(scratch, realtime, nofile)
     options = scenarios.SimOptions(realtime, scratch)
     results: list[ServerResult] = []
+    names = args.servers.split(",")
+    progress = Progress(steps(plan) * len(names))
     try:
-        for name in args.servers.split(","):
-            print(f"{name}:", file=sys.stderr)
-            results.append(measure(name, plan, launcher, options))
+        results.extend(measure(name, plan, launcher, options, progress) for name in names)
     finally:
         launcher.stop_all()
         for data in ("nats", "csms"):  # the stored events; logs stay until the run succeeded

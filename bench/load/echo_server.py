@@ -2,6 +2,7 @@
 
     python -m bench.load.echo_server --port PORT [--host 127.0.0.1] [--cert PEM --key PEM]
 
+Any OCPP version (the first subprotocol offered is accepted).
 ``[2,"<id>",...]`` is answered ``[3,"<id>",{}]`` (a BootNotification with a canned Accepted): the
 id is cut out of the bytes, nothing is parsed, validated or stored. What no Python WebSocket
 server on one core can beat by much.
@@ -28,6 +29,7 @@ from picows import (
 
 from bench.load.tls import server_context
 
+SUBPROTOCOLS = ("ocpp1.6", "ocpp2.0.1", "ocpp2.1")
 CALL_HEAD = b'[2,"'
 BOOT = b'"BootNotification"'
 BOOT_ANSWER = b'{"currentTime":"2026-01-01T00:00:00Z","interval":300,"status":"Accepted"}'
@@ -47,8 +49,12 @@ class Echo(WSListener):
             transport.disconnect()
 
 
-def upgrade(_: WSUpgradeRequest) -> WSUpgradeResponseWithListener:
-    response = WSUpgradeResponse.create_101_response({"Sec-WebSocket-Protocol": "ocpp1.6"})
+def upgrade(request: WSUpgradeRequest) -> WSUpgradeResponseWithListener:
+    """Accept the first OCPP version the station offers (1.6 if it offers none we know)."""
+    offered = request.headers.get("Sec-WebSocket-Protocol", "")
+    names = [name.strip() for name in offered.split(",")]
+    chosen = next((name for name in names if name in SUBPROTOCOLS), "ocpp1.6")
+    response = WSUpgradeResponse.create_101_response({"Sec-WebSocket-Protocol": chosen})
     return WSUpgradeResponseWithListener(response, Echo())
 
 

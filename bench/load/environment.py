@@ -26,6 +26,15 @@ def _nats_server() -> str:
     return done.stdout.strip().removeprefix("nats-server: ") or "?"
 
 
+def _rustc() -> str:
+    """The Rust compiler on this machine (the one `make install` builds csms._core with)."""
+    try:
+        done = subprocess.run(["rustc", "--version"], capture_output=True, text=True, check=False)
+    except OSError:
+        return "?"
+    return done.stdout.strip().removeprefix("rustc ") or "?"
+
+
 def load_average() -> str:
     return "/".join(f"{x:.2f}" for x in os.getloadavg())
 
@@ -38,6 +47,7 @@ def environment(realtime: bool) -> dict[str, str]:
         "kernel": platform.release(),
         "python": f"{platform.python_implementation()} {platform.python_version()}",
         "csms._core": core_version,
+        "rust": _rustc(),
         **{name: version(name) for name in packages},
         "nats-server": _nats_server(),
         "scheduling": "SCHED_FIFO 1 (chrt -f 1)" if realtime else "SCHED_OTHER (normal)",

@@ -1,44 +1,17 @@
-"""What the simulator reports and what the runner keeps: plain msgspec structs, JSON both ways."""
+"""What the runner keeps (the simulator's ``SimResult`` is defined beside it, in
+``bench.fleet.model``): plain msgspec structs, JSON both ways."""
 
 from __future__ import annotations
 
 import msgspec
 
+from bench.fleet.model import Percentiles as Latency
+from bench.fleet.model import SimResult
 
-class Latency(msgspec.Struct, frozen=True):
-    """Send → answer of the CALLs answered inside the measured window, in milliseconds."""
+HEADLINE_VERSION = "1.6"
+"""1.6 MeterValues: the row the issue's bar is read from (and comparable with earlier runs)."""
 
-    count: int = 0
-    p50: float = 0.0
-    p90: float = 0.0
-    p99: float = 0.0
-    p999: float = 0.0
-    max: float = 0.0
-
-
-class SimResult(msgspec.Struct, frozen=True):
-    """One simulator run (``mode`` = "throughput" or "idle")."""
-
-    mode: str
-    stations: int
-    connected: int
-    booted: int
-    rate_limit_per_station: float | None
-    duration_s: float
-    answered: int
-    """CALLRESULTs to MeterValues received inside the window."""
-    answered_per_s: float
-    latency: Latency
-    errors: dict[str, int]
-    """Kind → count: connect, boot, callerror, bad_answer, disconnected."""
-    sim_cpu: float
-    """CPU time of the simulator over the window / window (1.0 = its core was busy)."""
-    server_cpu: dict[str, float]
-    """Per watched server pid (by name): CPU time over the window / window."""
-    cpu_busy: dict[str, float]
-    """Per core ("cpu0", "cpu1"): busy time over the window / window, whoever used it."""
-    server_rss_kb: dict[str, int] = msgspec.field(default_factory=dict)
-    """VmRSS of each watched server process at the end of the window."""
+__all__ = ["HEADLINE_VERSION", "IdleResult", "Latency", "Plan", "Run", "ServerResult", "SimResult"]
 
 
 class IdleResult(msgspec.Struct, frozen=True):
@@ -67,7 +40,11 @@ class ServerResult(msgspec.Struct):
 
     @property
     def max_rate(self) -> float:
-        return max((r.answered_per_s for r in self.throughput), default=0.0)
+        """The headline: best 1.6 MeterValues rate."""
+        return self.max_rate_of(HEADLINE_VERSION)
+
+    def max_rate_of(self, version: str) -> float:
+        return max((r.answered_per_s for r in self.throughput if r.version == version), default=0.0)
 
 
 class Plan(msgspec.Struct, frozen=True):
@@ -77,6 +54,8 @@ class Plan(msgspec.Struct, frozen=True):
     half_rate_stations: int
     idle_stations: int
     warm_stations: int
+    versions: list[str] = msgspec.field(default_factory=lambda: [HEADLINE_VERSION])
+    """OCPP versions of the throughput rows (idle memory and half rate: the headline's only)."""
 
 
 class Run(msgspec.Struct):

@@ -6,13 +6,13 @@ import resource
 from pathlib import Path
 
 from bench.load import report
-from bench.load.model import Run, SimResult
+from bench.load.model import HEADLINE_VERSION, Run, SimResult
 from bench.sections import write_section
 
 
 def _header(run: Run) -> list[str]:
     env, plan = run.environment, run.plan
-    names = "csms._core picows uvloop websockets ocpp jsonschema nats-py msgspec nats-server"
+    names = "csms._core rust picows uvloop websockets ocpp jsonschema nats-py msgspec nats-server"
     versions = ", ".join(f"{k} {env[k]}" for k in names.split())
     counts = " and ".join(str(n) for n in plan.throughput_stations)
     return [
@@ -25,17 +25,24 @@ def _header(run: Run) -> list[str]:
         "- **Setup**: each server is its own process pinned to CPU 0 (`taskset -c 0`); csms gets "
         "its own `nats-server -js` (file storage), **also on CPU 0, because it is part of our "
         "system's cost**, and answers a CALL only after JetStream stored its event. The station "
-        "simulator (`bench/load/sim.py`, picows clients on uvloop) is pinned to CPU 1. "
+        "simulator (`bench/fleet/throughput.py`: the fleet simulator's lean stations, picows "
+        "clients on uvloop, payloads from `bench/fleet/payloads.py`) is pinned to CPU 1. "
         f"Scheduling of servers and simulator: {env['scheduling']}, so that other work on this "
         "shared machine does not decide the result (`--sched normal` turns it off). The "
         "reference validates in the default thread pool, as the ocpp package does by default; "
         "those threads share CPU 0 too.",
         f"- **Servers**: {'; '.join(report.LABELS.values())}.",
-        "- **Method**: every station connects with subprotocol `ocpp1.6`, sends a "
-        "BootNotification, then MeterValues (`bench/frames/v16_meter_values_10.json`, 1,273 "
-        "bytes, a fresh unique id each) with one CALL outstanding, as fast as answered; "
+        "- **Method** (scenario `bench/scenarios/throughput.toml`): every station connects with "
+        f"the subprotocol of its OCPP version ({', '.join(plan.versions)}), sends a "
+        "BootNotification, starts one endless transaction (1.6 StartTransaction, 2.x "
+        "TransactionEvent Started), then sends meter values with one CALL outstanding, as fast "
+        "as answered: 1.6 MeterValues (ten sampled values: current and voltage per phase, "
+        "energy register, power, offered current, SoC; about 1,240 bytes) or 2.x "
+        "TransactionEvent Updated with the same values (about 1,550 bytes), encoded once a "
+        "second per station, a fresh unique id (and 2.x seqNo) each; "
         f"{counts} stations, {plan.warmup_s:g} s warm-up, then {plan.duration_s:g} s measured. "
-        "Latency is send → answer at the simulator. Half rate: "
+        f"The issue's bar is read from the {HEADLINE_VERSION} MeterValues rows. "
+        "Latency is send → answer at the simulator. Half rate (1.6): "
         f"{plan.half_rate_stations} stations, each limited to its share of half the server's "
         "best rate. Idle memory: VmRSS of each server process with "
         f"{plan.warm_stations} booted stations, then with {plan.idle_stations:,} more booted "
@@ -46,6 +53,8 @@ def _header(run: Run) -> list[str]:
         "- **Columns**: server CPU = CPU time of the server's processes (csms: + nats-server) / "
         "window; CPU 0 others = CPU 0 busy time not spent by them (other work on the machine); "
         f"sim CPU ⚠ = simulator ≥ {report.SIM_BOUND:.0%} busy, so it may be what limits that row; "
+        "sim µs/call = the simulator's own CPU time per answered call (its cost, send and "
+        "read); "
         "server RSS at the end of the window (csms: csms + nats-server). Under SCHED_FIFO the "
         "kernel still keeps ~5 % of each core for other work, so a saturated server shows "
         "~95 %.",
@@ -75,13 +84,13 @@ def _notes(run: Run) -> list[str]:
                     f"{s.name}, {r.stations} stations: the simulator was "
                     f"{r.sim_cpu:.0%} busy; this rate is a lower bound of what {s.name} can do."
                 )
-        if s.name == "csms" and s.throughput:
-            best = max(s.throughput, key=lambda r: r.answered_per_s)
+        best = report.best(s) if s.name == "csms" else None
+        if best is not None:
             split = ", ".join(f"{k} {v:.0%}" for k, v in best.server_cpu.items())
             notes.append(
-                f"Where CPU 0 went in csms's best run ({best.stations} stations): {split}. "
-                "(A profile of the csms process cannot be taken from outside it; these shares "
-                "are what this harness can tell.)"
+                f"Where CPU 0 went in csms's best {HEADLINE_VERSION} run ({best.stations} "
+                f"stations): {split}. Where the csms process spends it: the profile section "
+                "below (`python -m bench.load.profile`)."
             )
     if run.plan.idle_stations < 20_000:
         notes.append(
@@ -95,7 +104,7 @@ def render(run: Run) -> str:
     lines = [report.BEGIN, *_header(run), "", "### The issue's bar", "", *report.bar(run)]
     lines += [
         "",
-        "### Throughput: MeterValues answered per second",
+        "### Throughput: meter values answered per second",
         "",
         *report.throughput_tables(run),
     ]

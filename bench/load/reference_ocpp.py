@@ -2,10 +2,12 @@
 
     python -m bench.load.reference_ocpp --port PORT [--host 127.0.0.1] [--cert PEM --key PEM]
 
-One ``ocpp.v16.ChargePoint`` per connection, the station id from the path, handlers for
-BootNotification, Heartbeat, MeterValues, StatusNotification, Authorize, Start/StopTransaction;
-schema validation as the package does it by default (jsonschema, in the default thread pool), on
-the standard asyncio loop. Nothing is stored.
+One ``ChargePoint`` of the ``ocpp`` package per connection, of the version the station asked for
+(subprotocol ``ocpp1.6``, ``ocpp2.0.1`` or ``ocpp2.1``), the station id from the path. Handlers:
+1.6 BootNotification, Heartbeat, MeterValues, StatusNotification, Authorize,
+Start/StopTransaction; 2.x BootNotification, Heartbeat, StatusNotification, Authorize,
+TransactionEvent, MeterValues. Schema validation as the package does it by default
+(jsonschema, in the default thread pool), on the standard asyncio loop. Nothing is stored.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import ssl
 import sys
 from typing import Any
 
+from ocpp import v21, v201
 from ocpp.routing import on
 from ocpp.v16 import ChargePoint, call_result
 from ocpp.v16.enums import Action, AuthorizationStatus, RegistrationStatus
@@ -73,16 +76,64 @@ class ReferenceChargePoint(ChargePoint):  # type: ignore[misc]
         return call_result.StatusNotification()
 
 
+class V2Handlers:
+    """The same handlers for 2.0.1 and 2.1 (``_call_result`` is the version's module)."""
+
+    _call_result: Any
+
+    @on("BootNotification")  # type: ignore[untyped-decorator]
+    async def on_boot_notification(self, **_: Any) -> Any:
+        return self._call_result.BootNotification(
+            current_time=_now(), interval=HEARTBEAT_INTERVAL_S, status="Accepted"
+        )
+
+    @on("Heartbeat")  # type: ignore[untyped-decorator]
+    async def on_heartbeat(self) -> Any:
+        return self._call_result.Heartbeat(current_time=_now())
+
+    @on("StatusNotification")  # type: ignore[untyped-decorator]
+    async def on_status_notification(self, **_: Any) -> Any:
+        return self._call_result.StatusNotification()
+
+    @on("Authorize")  # type: ignore[untyped-decorator]
+    async def on_authorize(self, **_: Any) -> Any:
+        return self._call_result.Authorize(id_token_info={"status": "Accepted"})
+
+    @on("TransactionEvent")  # type: ignore[untyped-decorator]
+    async def on_transaction_event(self, **_: Any) -> Any:
+        return self._call_result.TransactionEvent()
+
+    @on("MeterValues")  # type: ignore[untyped-decorator]
+    async def on_meter_values(self, **_: Any) -> Any:
+        return self._call_result.MeterValues()
+
+
+class Reference201ChargePoint(V2Handlers, v201.ChargePoint):  # type: ignore[misc]
+    pass
+
+
+class Reference21ChargePoint(V2Handlers, v21.ChargePoint):  # type: ignore[misc]
+    pass
+
+
+CHARGE_POINTS: dict[str | None, type[Any]] = {
+    "ocpp1.6": ReferenceChargePoint,
+    "ocpp2.0.1": Reference201ChargePoint,
+    "ocpp2.1": Reference21ChargePoint,
+}
+SUBPROTOCOLS = [Subprotocol(name) for name in CHARGE_POINTS if name]
+
+
 async def on_connect(websocket: ServerConnection) -> None:
     assert websocket.request is not None
     station_id = websocket.request.path.rstrip("/").rsplit("/", 1)[-1]
+    charge_point = CHARGE_POINTS.get(websocket.subprotocol, ReferenceChargePoint)
     with contextlib.suppress(ConnectionClosed):
-        await ReferenceChargePoint(station_id, websocket).start()
+        await charge_point(station_id, websocket).start()
 
 
 async def run(host: str, port: int, context: ssl.SSLContext | None = None) -> None:
-    protocols = [Subprotocol("ocpp1.6")]
-    async with serve(on_connect, host, port, subprotocols=protocols, ssl=context) as server:
+    async with serve(on_connect, host, port, subprotocols=SUBPROTOCOLS, ssl=context) as server:
         scheme = "wss" if context else "ws"
         print(f"reference: OCPP on {scheme}://{host}:{port}/ocpp/{{stationId}}", flush=True)
         await server.serve_forever()

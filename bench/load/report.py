@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench.load.model import Run, ServerResult, SimResult
+from bench.load.model import HEADLINE_VERSION, Run, ServerResult, SimResult
 
 BEGIN, END = "<!-- load:begin -->", "<!-- load:end -->"
 X = "\N{MULTIPLICATION SIGN}"
@@ -55,6 +55,7 @@ def run_summary(run: SimResult) -> str:
     return (
         f"{_n(run.answered_per_s)}/s, p50 {_ms(run.latency.p50)} ms, p99 {_ms(run.latency.p99)} ms"
         f", errors {errors(run)}, server CPU {_pct(server_cpu(run))}, sim CPU {_pct(run.sim_cpu)}"
+        f" ({run.sim_us_per_call:.1f} µs/call)"
     )
 
 
@@ -72,26 +73,26 @@ def _by_name(run: Run) -> dict[str, ServerResult]:
     return {s.name: s for s in run.servers}
 
 
-def _best(result: ServerResult | None) -> SimResult | None:
-    if result is None or not result.throughput:
-        return None
-    return max(result.throughput, key=lambda r: r.answered_per_s)
+def best(result: ServerResult | None, version: str = HEADLINE_VERSION) -> SimResult | None:
+    runs = [r for r in result.throughput if r.version == version] if result else []
+    return max(runs, key=lambda r: r.answered_per_s) if runs else None
 
 
 def bar(run: Run) -> list[str]:
     servers = _by_name(run)
     ours, ref, echo = (servers.get(n) for n in ("csms", "reference", "echo"))
     lines = ["| target | measured | met |", "|---|---|:-:|"]
-    best = _best(ours)
-    if ours is None or best is None:
+    top = best(ours)
+    if ours is None or top is None:
         return [*lines, "| all | csms was not measured | **no** |"]
-    clean = "" if not best.errors else f" (errors: {errors(best)})"
-    ours_rate = best.answered_per_s
+    clean = "" if not top.errors else f" (errors: {errors(top)})"
+    ours_rate = top.answered_per_s
     if ref is not None and ref.max_rate:
         ratio = ours_rate / ref.max_rate
         lines.append(
-            f"| MeterValues/s (validated, persisted, answered) ≥ {BAR_RATIO_REFERENCE:.0f}{X} the "
-            f"reference | {_n(ours_rate)}/s at {best.stations} stations = {ratio:.1f}{X} the "
+            f"| {HEADLINE_VERSION} MeterValues/s (validated, persisted, answered) ≥ "
+            f"{BAR_RATIO_REFERENCE:.0f}{X} the "
+            f"reference | {_n(ours_rate)}/s at {top.stations} stations = {ratio:.1f}{X} the "
             f"reference's {_n(ref.max_rate)}/s{clean} | {_met(ratio >= BAR_RATIO_REFERENCE)} |"
         )
     if echo is not None and echo.max_rate:
@@ -125,11 +126,12 @@ def _runs_table(
 ) -> list[str]:
     target = "| target/s " if targets is not None else ""
     lines = [
-        f"| server | stations {target}| answered/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms "
-        "| errors | server CPU | CPU 0 others | sim CPU | server RSS MB at end |",
-        "|---|--:"
+        f"| server | OCPP | stations {target}| answered/s | p50 ms | p90 ms | p99 ms | p99.9 ms "
+        "| max ms | errors | server CPU | CPU 0 others | sim CPU | sim µs/call "
+        "| server RSS MB at end |",
+        "|---|---|--:"
         + "|--:" * (targets is not None)
-        + "|--:|--:|--:|--:|--:|--:|---|--:|--:|--:|--:|",
+        + "|--:|--:|--:|--:|--:|--:|---|--:|--:|--:|--:|--:|",
     ]
     for name, r in rows:
         others = max(0.0, r.cpu_busy.get("cpu0", 0.0) - server_cpu(r))
@@ -137,34 +139,45 @@ def _runs_table(
         lat = r.latency
         wanted = f"| {_n(targets.get(name, 0.0))} " if targets is not None else ""
         lines.append(
-            f"| {name} | {r.stations} {wanted}| {_n(r.answered_per_s)} | {_ms(lat.p50)} "
-            f"| {_ms(lat.p90)} | {_ms(lat.p99)} | {_ms(lat.p999)} | {_ms(lat.max)} | {errors(r)} "
-            f"| {_pct(server_cpu(r))} | {_pct(others)} | {sim} | {_rss(r)} |"
+            f"| {name} | {r.version} | {r.stations} {wanted}| {_n(r.answered_per_s)} "
+            f"| {_ms(lat.p50)} | {_ms(lat.p90)} | {_ms(lat.p99)} | {_ms(lat.p999)} "
+            f"| {_ms(lat.max)} | {errors(r)} | {_pct(server_cpu(r))} | {_pct(others)} | {sim} "
+            f"| {r.sim_us_per_call:.1f} | {_rss(r)} |"
         )
     return lines
 
 
 def throughput_tables(run: Run) -> list[str]:
+    """Per OCPP version (the headline first): answered/s of each server at each station count
+    with the ratios, then every run's details."""
     servers = _by_name(run)
-    lines = ["| stations | csms | reference | echo | csms / reference | csms / echo |"]
-    lines.append("|--:|--:|--:|--:|--:|--:|")
+    lines = [
+        "| OCPP | calls | stations | csms | reference | echo | csms / reference | csms / echo |",
+        "|---|---|--:|--:|--:|--:|--:|--:|",
+    ]
     rows: list[tuple[str, SimResult]] = []
-    for stations in run.plan.throughput_stations:
-        rate = {}
-        for name, result in servers.items():
-            for r in result.throughput:
-                if r.stations == stations:
-                    rate[name] = r.answered_per_s
-                    rows.append((name, r))
-        cells = [_n(rate[n]) if n in rate else "—" for n in ("csms", "reference", "echo")]
-        ours = rate.get("csms", 0.0)
-        ref_ratio = _ratio(ours, rate.get("reference", 0.0))
-        lines.append(
-            f"| {stations} | {' | '.join(cells)} | {ref_ratio} | "
-            f"{_pct(ours / rate['echo']) if rate.get('echo') else '—'} |"
-        )
+    for version in run.plan.versions:
+        action = "MeterValues" if version == "1.6" else "TransactionEvent"
+        for stations in run.plan.throughput_stations:
+            rate = {}
+            for name, result in servers.items():
+                for r in result.throughput:
+                    if r.stations == stations and r.version == version:
+                        rate[name] = r.answered_per_s
+                        rows.append((name, r))
+            cells = [_n(rate[n]) if n in rate else "—" for n in ("csms", "reference", "echo")]
+            ours = rate.get("csms", 0.0)
+            echo = rate.get("echo", 0.0)
+            lines.append(
+                f"| {version} | {action} | {stations} | {' | '.join(cells)} "
+                f"| {_ratio(ours, rate.get('reference', 0.0))} "
+                f"| {_pct(ours / echo) if echo else '—'} |"
+            )
     order = {name: i for i, name in enumerate(LABELS)}
-    rows.sort(key=lambda row: (row[1].stations, order.get(row[0], len(order))))
+    versions = {v: i for i, v in enumerate(run.plan.versions)}
+    rows.sort(
+        key=lambda row: (versions.get(row[1].version, 9), row[1].stations, order.get(row[0], 9))
+    )
     return [*lines, "", *_runs_table(rows)]
 
 

@@ -1,4 +1,6 @@
-"""The scenarios, each one simulator child (pinned to its own core) against a started server."""
+"""The scenarios of the load benchmark, each one child of the fleet simulator's throughput mode
+(``bench.fleet.throughput``, scenario ``bench/scenarios/throughput.toml``, pinned to its own core)
+against a started server."""
 
 from __future__ import annotations
 
@@ -27,8 +29,14 @@ class SimOptions:
     scratch: Path
 
 
-def _sim_argv(server: Server, stations: int, prefix: str, extra: list[str]) -> list[str]:
-    argv = [sys.executable, "-m", "bench.load.sim", "--url", server.url, "--prefix", prefix]
+SCENARIO = "throughput"
+
+
+def _sim_argv(
+    server: Server, stations: int, prefix: str, extra: list[str], version: str = "1.6"
+) -> list[str]:
+    argv = [sys.executable, "-m", "bench.fleet.throughput", "--url", server.url]
+    argv += ["--prefix", prefix, "--scenario", SCENARIO, "--version", version]
     argv += ["--stations", str(stations), *extra]
     for name, pid in server.pids.items():
         argv += ["--watch", f"{name}={pid}"]
@@ -49,12 +57,14 @@ def throughput(
     warmup_s: float,
     options: SimOptions,
     rate: float | None = None,
+    version: str = "1.6",
 ) -> SimResult:
-    """MeterValues from every station, as fast as answered or at ``rate`` per station per s."""
+    """Meter values (1.6 MeterValues, 2.x TransactionEvent) from every station, as fast as
+    answered or at ``rate`` per station per s."""
     extra = ["--duration", str(duration_s), "--warmup", str(warmup_s)]
     extra += ["--rate", f"{rate:.6g}"] if rate else []
-    tag = f"{server.name}-{stations}{'-rate' if rate else ''}"
-    argv = _sim_argv(server, stations, f"{tag}-", extra)
+    tag = f"{server.name}-{version}-{stations}{'-rate' if rate else ''}"
+    argv = _sim_argv(server, stations, f"{tag}-", extra, version)
     log = options.scratch / f"sim-{tag}.log"
     with log.open("wb") as err:
         done = subprocess.run(
