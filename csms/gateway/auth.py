@@ -24,11 +24,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ssl
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, Protocol
+
+from csms.gateway.limits import EventSampler
 
 UnknownStations = Literal["accept", "reject"]
 
@@ -38,6 +41,25 @@ INVALID_CERTIFICATE = "InvalidChargingStationCertificate"
 PROFILE_MISMATCH = "SecurityProfileMismatch"
 TOO_MANY_FAILURES = "TooManyFailedAuthentications"
 REPLACED_REPEATEDLY = "SessionReplacedRepeatedly"
+INVALID_TLS_VERSION = "InvalidTLSVersion"
+INVALID_TLS_CIPHER_SUITE = "InvalidTLSCipherSuite"
+FAILED_TLS_HANDSHAKE = "FailedTLSHandshake"
+"""Not an OCPP event type: a TLS failure that is none of the three above."""
+TLS_UNIDENTIFIED = "#tls"
+"""The pseudo-identity (no station can have a ``#``) whose subject holds failed TLS handshakes:
+they happen before the URL, so before any identity, is known."""
+
+_TLS_REASONS: dict[str, str] = {
+    "UNSUPPORTED_PROTOCOL": INVALID_TLS_VERSION,
+    "WRONG_VERSION_NUMBER": INVALID_TLS_VERSION,
+    "TLSV1_ALERT_PROTOCOL_VERSION": INVALID_TLS_VERSION,
+    "VERSION_TOO_LOW": INVALID_TLS_VERSION,
+    "NO_SHARED_CIPHER": INVALID_TLS_CIPHER_SUITE,
+    "NO_CIPHERS_AVAILABLE": INVALID_TLS_CIPHER_SUITE,
+    "CERTIFICATE_VERIFY_FAILED": INVALID_CERTIFICATE,
+    "PEER_DID_NOT_RETURN_A_CERTIFICATE": INVALID_CERTIFICATE,
+    "TLSV13_ALERT_CERTIFICATE_REQUIRED": INVALID_CERTIFICATE,
+}
 
 
 class RegisteredStation(Protocol):
@@ -176,6 +198,19 @@ def parse_basic(header: str | None) -> tuple[str, bytes] | None:
     return user.decode("utf-8", errors="replace"), password
 
 
+def tls_failure_event(err: BaseException) -> tuple[str, str] | None:
+    """(event type, reason) of a failed TLS handshake worth recording, or None: timeouts,
+    resets and EOFs (a port scan, a client giving up) are only logged."""
+    if not isinstance(err, ssl.SSLError) or isinstance(err, ssl.SSLEOFError):
+        return None
+    reason = getattr(err, "reason", None) or ""
+    event = _TLS_REASONS.get(reason, FAILED_TLS_HANDSHAKE)
+    if isinstance(err, ssl.SSLCertVerificationError):
+        event = INVALID_CERTIFICATE
+        reason = f"client certificate: {err.verify_message}"
+    return event, f"TLS handshake failed: {reason or err}"
+
+
 class Authenticator:
     """Decides each handshake (see the module docstring); keeps only the failure buckets."""
 
@@ -193,11 +228,26 @@ class Authenticator:
         window = config.failure_window_s
         self._pairs = FailureThrottle(config.failures_per_identity_address, window)
         self._addresses = FailureThrottle(config.failures_per_address, window)
+        self.tls_failures = EventSampler(clock=clock)
 
     def alert(self, identity: str, address: str, event: str, reason: str) -> None:
         """Record a security event that is not a refusal (``status`` 0)."""
         if self.on_refused is not None:
             self.on_refused(Refusal(identity, address, 0, event, reason, 0))
+
+    def tls_failed(self, address: str, err: BaseException) -> None:
+        """A TLS handshake on the wss:// port failed: record it (sampled per address and
+        globally: ``EventSampler``) under :data:`TLS_UNIDENTIFIED`. Refusal path only."""
+        failure = tls_failure_event(err)
+        if failure is None or self.on_refused is None:
+            return
+        suppressed = self.tls_failures.sample(address)
+        if suppressed is None:
+            return
+        event, reason = failure
+        if suppressed:
+            reason += f" ({suppressed} more from this address not recorded)"
+        self.on_refused(Refusal(TLS_UNIDENTIFIED, address, 0, event, reason, 2))
 
     def decide(self, hs: Handshake) -> Verdict:
         now = self.clock()

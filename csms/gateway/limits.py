@@ -10,6 +10,9 @@
   minute is reported (duplicate station or hijack attempt, A25 / SaiFlow).
 - :class:`StrikeBudget`: peer-caused CALLERRORs a connection may earn in a sliding window
   before it is closed with 1008 (D12).
+- :class:`EventSampler`: which refusals that no credential check throttles (failed TLS
+  handshakes) become security events: one per address per window and a global rate, with the
+  number suppressed meanwhile, so that a flood cannot flood the stream.
 
 Frame and message size (D4-D6) are enforced by picows' ``max_frame_size`` (checked on the frame
 header, before the payload is buffered) and by the session's reassembly cap.
@@ -28,6 +31,9 @@ PING_BURST = 10
 TLS_HANDSHAKE_BURST = 50
 STRIKES = 20
 STRIKE_WINDOW_S = 60.0
+SAMPLED_EVENTS_PER_S = 5.0
+SAMPLED_EVENTS_BURST = 20
+SAMPLE_WINDOW_S = 60.0
 
 
 class PendingHandshakes:
@@ -171,3 +177,41 @@ class StrikeBudget:
         while times and now - times[0] > self.window_s:
             times.popleft()
         return len(times) > self.strikes
+
+
+class EventSampler:
+    """``sample(address)``: None (suppress) or the number of events suppressed for that address
+    since the last recorded one (record, mentioning them). At most one recorded event per
+    address per ``window_s`` and ``per_s`` (burst ``burst``) over all addresses; bounded memory
+    (the least recently seen addresses are forgotten, so a forgotten one is recorded again)."""
+
+    def __init__(
+        self,
+        window_s: float = SAMPLE_WINDOW_S,
+        per_s: float = SAMPLED_EVENTS_PER_S,
+        burst: int = SAMPLED_EVENTS_BURST,
+        clock: Callable[[], float] = time.monotonic,
+        max_addresses: int = 10_000,
+    ) -> None:
+        self.window_s = window_s
+        self._rate = HandshakeRate(per_s, burst, clock, max_addresses=1)
+        self._clock = clock
+        self._max = max_addresses
+        self._last: OrderedDict[str, tuple[float, int]] = OrderedDict()
+        """address → (when its last event was recorded, suppressed since)."""
+
+    def sample(self, address: str) -> int | None:
+        now = self._clock()
+        last = self._last.get(address)
+        if (last is not None and now - last[0] < self.window_s) or not self._rate.allow(""):
+            recorded_at, suppressed = last if last is not None else (now - self.window_s, 0)
+            self._remember(address, recorded_at, suppressed + 1)
+            return None
+        self._remember(address, now, 0)
+        return last[1] if last is not None else 0
+
+    def _remember(self, address: str, recorded_at: float, suppressed: int) -> None:
+        self._last[address] = (recorded_at, suppressed)
+        self._last.move_to_end(address)
+        if len(self._last) > self._max:
+            self._last.popitem(last=False)

@@ -74,6 +74,8 @@ class ListenerOptions:
 
 
 UpgradeCallback = Callable[[WSUpgradeRequest, Peer], Upgrade]
+TlsFailureCallback = Callable[[str, BaseException], None]
+"""(peer address, the error) of a failed TLS handshake: ``Authenticator.tls_failed``."""
 
 
 def server_tls_context(
@@ -226,6 +228,8 @@ class _TlsAcceptor(asyncio.Protocol):
             log.info("TLS handshake from %s failed: %s", self._address, err)
             transport.abort()  # type: ignore[attr-defined]
             self._release()
+            if self._limits.on_failure is not None:
+                self._limits.on_failure(self._address, err)  # a sampled security event
             return
         self._counted = False  # the picows protocol releases it at the upgrade request
         connection.connection_made(tls_transport)
@@ -245,6 +249,7 @@ class _TlsLimits:
     pending: PendingHandshakes
     rate: HandshakeRate
     timeout_s: float
+    on_failure: TlsFailureCallback | None = None
 
 
 async def listen(
@@ -255,16 +260,20 @@ async def listen(
     pending: PendingHandshakes,
     tls: ssl.SSLContext | None = None,
     rate: HandshakeRate | None = None,
+    on_tls_failure: TlsFailureCallback | None = None,
 ) -> asyncio.Server:
     """A WebSocket listener whose upgrade callback also receives the :class:`Peer`; with
-    ``tls``, TLS handshakes per address are rate-limited and count as pending handshakes."""
+    ``tls``, TLS handshakes per address are rate-limited and count as pending handshakes, and
+    a failed one is reported to ``on_tls_failure``."""
     loop = asyncio.get_running_loop()
 
     def factory() -> asyncio.BaseProtocol:
         return _Connection(upgrade, pending, options)
 
     if tls is not None:
-        limits = _TlsLimits(tls, pending, rate or HandshakeRate(), options.handshake_timeout_s)
+        limits = _TlsLimits(
+            tls, pending, rate or HandshakeRate(), options.handshake_timeout_s, on_tls_failure
+        )
 
         def make(address: str) -> _Connection:
             return _Connection(upgrade, pending, options, admitted=address)

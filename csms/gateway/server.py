@@ -104,8 +104,9 @@ class Gateway:
         self._sweeper = asyncio.get_running_loop().create_task(self._keepalive())
         if self.tls is not None and self.config.tls_port is not None:
             self._tls_server = await listen(
-                self._upgrade, host, self.config.tls_port, options, self._pending, self.tls
-            )
+                self._upgrade, host, self.config.tls_port, options, self._pending, self.tls,
+                on_tls_failure=self.auth.tls_failed if self.auth is not None else None,
+            )  # fmt: skip
             log.info("OCPP listener on wss://%s:%d/ocpp/{stationId}", host, self.tls_port)
 
     def _upgrade(

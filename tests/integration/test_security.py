@@ -19,8 +19,11 @@ from csms import app
 from csms.gateway.auth import (
     FAILED_TO_AUTHENTICATE,
     INVALID_CERTIFICATE,
+    INVALID_TLS_CIPHER_SUITE,
+    INVALID_TLS_VERSION,
     PROFILE_MISMATCH,
     REPLACED_REPEATEDLY,
+    TLS_UNIDENTIFIED,
 )
 from streams.embedded import EmbeddedNats
 from streams.registry import StationRecord, hash_password
@@ -128,6 +131,14 @@ async def refused_events(nats_url: str, identity: str) -> list[str]:
     await read_events(nats_url, identity, 1)
     events = await read_all_events(nats_url, identity)
     assert {e.kind for e in events} == {"security"}  # no OCPP processed, no session
+    return [e.reason or "" for e in events]
+
+
+async def tls_events(nats_url: str) -> list[str]:
+    """The failed TLS handshakes recorded (under the pseudo-identity: no URL was sent yet)."""
+    await read_events(nats_url, TLS_UNIDENTIFIED, 1)
+    events = await read_all_events(nats_url, TLS_UNIDENTIFIED)
+    assert {e.kind for e in events} == {"security"}
     return [e.reason or "" for e in events]
 
 
@@ -239,6 +250,8 @@ async def test_a13_tls_older_than_1_2_is_refused(secure: Secure) -> None:
     assert answer.status is None
     # The server drops the handshake (the client sees a reset, not an alert: see ADR 0004).
     assert answer.during_tls_handshake, answer
+    reasons = await tls_events(secure.nats_url)
+    assert reasons == [f"{INVALID_TLS_VERSION}: from 127.0.0.1: {reasons[0].split(': ', 2)[2]}"]
 
 
 async def test_a14_weak_suites_are_refused(secure: Secure) -> None:
@@ -247,6 +260,9 @@ async def test_a14_weak_suites_are_refused(secure: Secure) -> None:
     assert answer.status is None
     # The server drops the handshake (the client sees a reset, not an alert: see ADR 0004).
     assert answer.during_tls_handshake, answer
+    reasons = await tls_events(secure.nats_url)
+    assert len(reasons) == 1
+    assert reasons[0].startswith(f"{INVALID_TLS_CIPHER_SUITE}: from 127.0.0.1: TLS handshake")
 
 
 @pytest.mark.parametrize(
@@ -284,6 +300,26 @@ async def test_a17_a18_untrusted_or_expired_certificate_fails_tls(
     answer = await upgrade(secure.tls_port, "/ocpp/SP3", tls=secure.tls(cert))
     assert answer.status is None, answer
     assert "SP3" not in secure.running.gateway.sessions
+    reasons = await tls_events(secure.nats_url)
+    assert len(reasons) == 1
+    assert reasons[0].startswith(f"{INVALID_CERTIFICATE}: from 127.0.0.1: TLS handshake")
+    assert ("expired" if kind == "expired" else "unable to get local issuer") in reasons[0]
+
+
+async def test_a13_a17_a_tls_failure_flood_records_one_event_per_address(secure: Secure) -> None:
+    """Failed handshakes are recorded sampled (``EventSampler``): 10 from one address make one
+    event; the next one recorded (after the window) says how many were not."""
+    cert = secure.pki.foreign.issue("flood", "SN-0003", "Test CSO")
+    for _ in range(10):
+        answer = await upgrade(secure.tls_port, "/ocpp/SP3", tls=secure.tls(cert))
+        assert answer.status is None, answer
+    # The good station still gets in, and by then every failure has been handled.
+    station = await connect(secure.url("SP3", tls=True), tls=secure.tls(secure.pki.station3))
+    assert (await station.call("Heartbeat", {}))[0] == 3
+    await station.close()
+    assert len(await tls_events(secure.nats_url)) == 1
+    sampler = secure.running.gateway.auth.tls_failures  # type: ignore[union-attr]
+    assert sampler.sample("127.0.0.1") is None  # still within the window: suppressed
 
 
 @pytest.mark.parametrize(

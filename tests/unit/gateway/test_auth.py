@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import base64
+import ssl
 
 import pytest
 
 from csms.gateway.auth import (
     FAILED_TO_AUTHENTICATE,
     INVALID_CERTIFICATE,
+    INVALID_TLS_VERSION,
     PROFILE_MISMATCH,
+    TLS_UNIDENTIFIED,
     TOO_MANY_FAILURES,
     AuthConfig,
     Authenticator,
@@ -18,8 +21,10 @@ from csms.gateway.auth import (
     Handshake,
     Refusal,
     parse_basic,
+    tls_failure_event,
 )
 from csms.gateway.limits import (
+    EventSampler,
     HandshakeRate,
     PendingHandshakes,
     PingBudget,
@@ -270,3 +275,35 @@ def test_replacement_watch() -> None:
     assert not watch.replaced("other")
     clock.now += 61.0
     assert not watch.replaced("cs")
+
+
+def test_event_sampler_one_per_address_per_window_and_a_global_rate() -> None:
+    now = [0.0]
+    sampler = EventSampler(window_s=60, per_s=1, burst=2, clock=lambda: now[0])
+    assert sampler.sample("a") == 0
+    assert [sampler.sample("a") for _ in range(5)] == [None] * 5
+    assert sampler.sample("b") == 0
+    assert sampler.sample("c") is None  # the global burst (2) is spent
+    now[0] = 61.0
+    assert sampler.sample("a") == 5  # recorded again, with the count suppressed meanwhile
+    assert sampler.sample("c") == 1
+
+
+def test_tls_failures_are_classified_and_sampled() -> None:
+    refusals: list[Refusal] = []
+    auth = Authenticator(Directory(), AuthConfig(), on_refused=refusals.append)
+    version = ssl.SSLError(1, "[SSL: UNSUPPORTED_PROTOCOL] unsupported protocol")
+    version.reason = "UNSUPPORTED_PROTOCOL"
+    auth.tls_failed("10.0.0.1", version)
+    auth.tls_failed("10.0.0.1", version)  # same address, same window: not recorded
+    auth.tls_failed("10.0.0.2", ConnectionResetError())  # not a TLS refusal: log only
+    auth.tls_failed("10.0.0.3", ssl.SSLEOFError())
+    assert [(r.identity, r.address, r.event) for r in refusals] == [
+        (TLS_UNIDENTIFIED, "10.0.0.1", INVALID_TLS_VERSION)
+    ]
+    cert = ssl.SSLCertVerificationError(1, "certificate verify failed")
+    cert.verify_message = "certificate has expired"
+    assert tls_failure_event(cert) == (
+        INVALID_CERTIFICATE,
+        "TLS handshake failed: client certificate: certificate has expired",
+    )
