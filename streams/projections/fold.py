@@ -154,22 +154,16 @@ def _fold_call(
     action = event.action
     v16 = event.ocpp_version == "1.6"
     facts = rows.tables["transaction_facts"]
-    meters = rows.tables["meter_values"]
+    # MeterValues rows (every sampled value) come from the engine: 007_meter_values_from_events
     if action == "StatusNotification":
         rows.add("status_notifications", stations.status_notification(where, _payload(event)))
     elif action == "BootNotification":
         rows.add("station_boots", stations.boot_notification(where, _payload(event)))
     elif action == "MeterValues":
         if v16:
-            new_facts, new_meters = transactions.meter_values_16(where, _payload(event))
-            facts += new_facts
-            meters += new_meters
-        else:
-            meters += transactions.meter_values_2x(where, _payload(event))
+            facts += transactions.meter_values_16(where, _payload(event))
     elif action == "TransactionEvent" and not v16:
-        new_facts, new_meters = transactions.transaction_event_2x(where, _payload(event))
-        facts += new_facts
-        meters += new_meters
+        facts += transactions.transaction_event_2x(where, _payload(event))
     elif action == "StartTransaction" and v16:
         corr = _corr(event)
         answer = answers.get(corr)
@@ -177,6 +171,4 @@ def _fold_call(
         transaction_id = None if raw_id is None else str(raw_id)
         facts += transactions.start_transaction_16(where, _payload(event), transaction_id, corr)
     elif action == "StopTransaction" and v16:
-        new_facts, new_meters = transactions.stop_transaction_16(where, _payload(event))
-        facts += new_facts
-        meters += new_meters
+        facts += transactions.stop_transaction_16(where, _payload(event))

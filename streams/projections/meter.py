@@ -1,12 +1,13 @@
 """``meterValue`` arrays (1.6 MeterValues/StopTransaction, 2.x MeterValues/TransactionEvent) →
-``meter_values`` rows and the energy register readings transactions need. Pure."""
+the energy register readings transactions need. Pure. (The ``meter_values`` rows are exploded
+from the raw events inside the engine: ``streams/schema/007_meter_values_from_events.sql``.)"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
-from streams.projections.rows import Row, int_column, parse_time_ms
+from streams.projections.rows import int_column, parse_time_ms
 from streams.projections.units import ENERGY_REGISTER, scale, to_number
 
 
@@ -44,69 +45,34 @@ def role_of(context: str) -> str:
     return "sample"
 
 
-def fold_meter_values(
-    where: Where,
-    meter_values: Any,
-    *,
-    evse_id: int | None,
-    connector_id: int | None,
-    transaction_id: str,
-) -> tuple[list[Row], list[Reading]]:
-    """One row per sampled value; the unphased energy register values as readings."""
-    rows: list[Row] = []
+def energy_readings(where: Where, meter_values: Any) -> list[Reading]:
+    """The unphased Energy.Active.Import.Register values (in Wh) of a ``meterValue`` array:
+    what transactions need. The ``meter_values`` rows themselves (one per sampled value) are
+    made inside the engine from the raw CALL (schema ``007_meter_values_from_events.sql``),
+    so the projector never builds them in Python."""
     readings: list[Reading] = []
     if meter_values is None:
-        return rows, readings
+        return readings
     v16 = where.ocpp_version == "1.6"
-    station_id, stream_seq, version = where.station_id, where.stream_seq, where.version
     for meter_value in meter_values:
-        at_ms = parse_time_ms(meter_value.get("timestamp")) or where.received_ms
+        at_ms = 0
         for sampled in meter_value.get("sampledValue") or ():
-            raw = sampled.get("value")
             if v16:
                 unit, multiplier = sampled.get("unit") or "Wh", 0
             else:
                 measure = sampled.get("unitOfMeasure") or {}
                 unit = measure.get("unit") or "Wh"
                 multiplier = int_column(measure.get("multiplier"), 8) or 0
-            measurand = sampled.get("measurand") or ENERGY_REGISTER
-            phase = sampled.get("phase") or ""
-            context = sampled.get("context") or "Sample.Periodic"
-            number = to_number(raw)
+            if (sampled.get("measurand") or ENERGY_REGISTER) != ENERGY_REGISTER:
+                continue
+            if sampled.get("phase"):
+                continue
+            number = to_number(sampled.get("value"))
             base, factor = scale(str(unit), multiplier)
-            value_base = None if number is None else number * factor
-            rows.append(
-                [
-                    station_id,
-                    at_ms,
-                    evse_id,
-                    connector_id,
-                    transaction_id,
-                    str(measurand),
-                    str(phase),
-                    str(sampled.get("location") or "Outlet"),
-                    str(context),
-                    str(unit),
-                    multiplier,
-                    raw if isinstance(raw, str) else _number_text(raw),
-                    number,
-                    base,
-                    value_base,
-                    stream_seq,
-                    version,
-                ]
-            )
-            if (
-                value_base is not None
-                and measurand == ENERGY_REGISTER
-                and not phase
-                and base == "Wh"
-            ):
-                readings.append(Reading(at_ms, value_base, role_of(str(context))))
-    return rows, readings
-
-
-def _number_text(raw: object) -> str:
-    if isinstance(raw, float) and raw.is_integer() and abs(raw) < 2**53:
-        return str(int(raw))
-    return str(raw)
+            if number is None or base != "Wh":
+                continue
+            if not at_ms:
+                at_ms = parse_time_ms(meter_value.get("timestamp")) or where.received_ms
+            context = str(sampled.get("context") or "Sample.Periodic")
+            readings.append(Reading(at_ms, number * factor, role_of(context)))
+    return readings

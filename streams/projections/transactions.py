@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from streams.projections.meter import Reading, Where, fold_meter_values
+from streams.projections.meter import Reading, Where, energy_readings
 from streams.projections.rows import Row, int_column, parse_time_ms
 
 
@@ -113,8 +113,8 @@ def start_id_16(where: Where, result: dict[str, Any], corr: str) -> list[Row]:
     return [fact_row(where, str(transaction_id), 0, "start_id", where.received_ms, corr=corr)]
 
 
-def stop_transaction_16(where: Where, payload: dict[str, Any]) -> tuple[list[Row], list[Row]]:
-    """(transaction facts, meter rows of ``transactionData``)."""
+def stop_transaction_16(where: Where, payload: dict[str, Any]) -> list[Row]:
+    """The stop fact and the energy readings of ``transactionData``."""
     transaction_id = str(payload["transactionId"])
     at_ms = parse_time_ms(payload.get("timestamp")) or where.received_ms
     facts = [
@@ -129,51 +129,26 @@ def stop_transaction_16(where: Where, payload: dict[str, Any]) -> tuple[list[Row
             stop_reason=str(payload.get("reason") or "Local"),
         )
     ]
-    meters, readings = fold_meter_values(
-        where,
-        payload.get("transactionData"),
-        evse_id=None,
-        connector_id=None,
-        transaction_id=transaction_id,
-    )
+    readings = energy_readings(where, payload.get("transactionData"))
     facts += reading_rows(where, transaction_id, readings, first_n=1)
-    return facts, meters
+    return facts
 
 
-def meter_values_16(where: Where, payload: dict[str, Any]) -> tuple[list[Row], list[Row]]:
+def meter_values_16(where: Where, payload: dict[str, Any]) -> list[Row]:
+    """The energy readings of a 1.6 MeterValues that names its transaction."""
     connector_id = int_column(payload.get("connectorId"))
     raw_id = payload.get("transactionId")
-    transaction_id = "" if raw_id is None else str(raw_id)
-    meters, readings = fold_meter_values(
-        where,
-        payload.get("meterValue"),
-        evse_id=None,
-        connector_id=connector_id,
-        transaction_id=transaction_id,
-    )
-    facts = (
-        reading_rows(where, transaction_id, readings, 0, connector_id=connector_id)
-        if transaction_id
-        else []
-    )
-    return facts, meters
-
-
-def meter_values_2x(where: Where, payload: dict[str, Any]) -> list[Row]:
-    meters, _ = fold_meter_values(
-        where,
-        payload.get("meterValue"),
-        evse_id=int_column(payload.get("evseId")),
-        connector_id=None,
-        transaction_id="",
-    )
-    return meters
+    if raw_id is None:
+        return []
+    transaction_id = str(raw_id)
+    readings = energy_readings(where, payload.get("meterValue"))
+    return reading_rows(where, transaction_id, readings, 0, connector_id=connector_id)
 
 
 _EVENT_FACT = {"Started": "started", "Updated": "updated", "Ended": "ended"}
 
 
-def transaction_event_2x(where: Where, payload: dict[str, Any]) -> tuple[list[Row], list[Row]]:
+def transaction_event_2x(where: Where, payload: dict[str, Any]) -> list[Row]:
     """One fact for the event (seqNo, offline, evse, token, state, stop reason) and one per
     energy register reading it carries."""
     info = payload["transactionInfo"]
@@ -202,12 +177,6 @@ def transaction_event_2x(where: Where, payload: dict[str, Any]) -> tuple[list[Ro
             charging_state=str(info.get("chargingState") or ""),
         )
     ]
-    meters, readings = fold_meter_values(
-        where,
-        payload.get("meterValue"),
-        evse_id=evse_id,
-        connector_id=connector_id,
-        transaction_id=transaction_id,
-    )
+    readings = energy_readings(where, payload.get("meterValue"))
     facts += reading_rows(where, transaction_id, readings, 1, evse_id, connector_id, seq_no=seq_no)
-    return facts, meters
+    return facts

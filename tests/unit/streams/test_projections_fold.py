@@ -106,12 +106,8 @@ def test_16_stop_with_kwh_transaction_data() -> None:
         ("reading", "end", 5200.0),
     ]
     assert facts[0]["stop_reason"] == "Local"
-    meters = named(rows, "meter_values")
-    assert [(m["raw_value"], m["unit"], m["value_base"], m["base_unit"]) for m in meters] == [
-        ("1.2", "kWh", 1200.0, "Wh"),
-        ("5.2", "kWh", 5200.0, "Wh"),
-    ]
-    assert {m["transaction_id"] for m in meters} == {"42"}
+    # meter_values rows come from the engine (test_projections_meter_sql.py)
+    assert named(rows, "meter_values") == []
 
 
 def test_16_meter_values_defaults_and_units() -> None:
@@ -132,18 +128,6 @@ def test_16_meter_values_defaults_and_units() -> None:
         ],
     }
     rows = fold(4, st.answered("MeterValues", payload, {}))
-    meters = named(rows, "meter_values")
-    assert [(m["measurand"], m["base_unit"], m["value_base"]) for m in meters] == [
-        ("Energy.Active.Import.Register", "Wh", 3000.0),
-        ("Power.Active.Import", "W", 7400.0),
-        ("Current.Import", "A", 16.0),
-        ("SoC", "Percent", 55.0),
-        ("Temperature", "Celsius", 21.0),
-        ("Energy.Active.Import.Register", "Wh", None),
-    ]
-    assert meters[0]["location"] == "Outlet"
-    assert meters[0]["context"] == "Sample.Periodic"
-    assert meters[2]["phase"] == "L1"
     # only the readable, unphased energy register becomes a transaction reading
     facts = named(rows, "transaction_facts")
     assert [(f["fact"], f["meter_wh"], f["transaction_id"]) for f in facts] == [
@@ -187,8 +171,6 @@ def test_2x_transaction_event_with_multiplier_and_seq_no() -> None:
         "begin",
         125_000.0,
     )
-    (meter,) = named(rows, "meter_values")
-    assert (meter["multiplier"], meter["raw_value"], meter["value_base"]) == (1, "12.5", 125_000.0)
 
 
 def test_2x_ended_without_reason_is_local() -> None:

@@ -300,20 +300,20 @@ async def test_a_row_the_client_cannot_encode_is_poison_not_a_blocked_projector(
     from streams.projections.rows import COLUMNS
 
     st, stream = ScriptedStation("CP1"), Stream()
-    mv = {"connectorId": 1, "meterValue": [meter_value("2026-01-01T10:00:00Z", sampled_16("1"))]}
+    status = {"connectorId": 1, "errorCode": "NoError", "status": "Available"}
     for _ in range(3):
-        stream.add(*st.answered("MeterValues", mv, {}))
+        stream.add(*st.answered("StatusNotification", status, {}))
     batch = [(seq, "s", envelope.encode_many(evs), 0) for seq, evs in stream.messages]
-    rows = fold_batch(batch).tables["meter_values"]
-    multiplier = COLUMNS["meter_values"].index("multiplier")
-    rows[1][multiplier] = 1000  # past Int8: only the client notices
+    rows = fold_batch(batch).tables["status_notifications"]
+    connector = COLUMNS["status_notifications"].index("connector_id")
+    rows[1][connector] = 2**40  # past Int32: only the client notices
     projector = Projector(None, store)  # type: ignore[arg-type]  # no NATS needed here
-    await projector._insert_table("meter_values", rows)
-    kept = await store.query("SELECT stream_seq FROM meter_values ORDER BY stream_seq")
+    await projector._insert_table("status_notifications", rows)
+    kept = await store.query("SELECT stream_seq FROM status_notifications ORDER BY stream_seq")
     assert [r["stream_seq"] for r in kept] == [1, 3]
     (poison,) = await store.query("SELECT stream_seq, error FROM poison_events")
     assert poison["stream_seq"] == 2
-    assert "meter_values" in poison["error"]
+    assert "status_notifications" in poison["error"]
 
 
 async def test_201_events_with_the_same_timestamp_are_ordered_by_seq_no(store: Store) -> None:
