@@ -31,6 +31,13 @@ NOTHING = b"\x00"
 BOOTING, STARTING, METERING = range(3)
 
 
+def control(transport: WSTransport, frame: WSFrame) -> None:
+    """A non-text frame (every station kind): a CLOSE is answered and the connection ends."""
+    if frame.msg_type is WSMsgType.CLOSE:
+        transport.send_close(frame.get_close_code())
+        transport.disconnect()
+
+
 class LeanShared:
     """What every lean station of one run reads and updates (single-threaded)."""
 
@@ -141,9 +148,7 @@ class LeanStation(WSListener):
     def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
         now = perf_counter_ns()
         if frame.msg_type is not TEXT:
-            if frame.msg_type is WSMsgType.CLOSE:
-                transport.send_close(frame.get_close_code())
-                transport.disconnect()
+            control(transport, frame)
             return
         data = frame.get_payload_as_bytes()
         answer = self.answer

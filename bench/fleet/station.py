@@ -24,6 +24,7 @@ from typing import Any
 from picows import WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport
 
 from bench.fleet import commands
+from bench.fleet.lean import control
 from bench.fleet.payloads import ENCODE, V16, Transaction
 from bench.fleet.shared import Shared
 
@@ -193,9 +194,7 @@ class SimStation(WSListener):
     # -- receiving -----------------------------------------------------------------------
     def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
         if frame.msg_type is not TEXT:
-            if frame.msg_type is WSMsgType.CLOSE:
-                transport.send_close(frame.get_close_code())
-                transport.disconnect()
+            control(transport, frame)
             return
         data = frame.get_payload_as_bytes()
         flight = self.flight

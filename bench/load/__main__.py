@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime as dt
 import functools
 import os
 import resource
@@ -31,11 +30,10 @@ import msgspec
 
 from bench.fleet import scenario as fleet_scenarios
 from bench.load import readme, report, scenarios
-from bench.load.environment import environment, load_average
+from bench.load.environment import environment
 from bench.load.model import HEADLINE_VERSION, Plan, Run, ServerResult
 from bench.load.progress import Progress
-from bench.load.servers import ROOT, SIM_CPU, Launcher
-from bench.plots import render_safely
+from bench.load.servers import SIM_CPU, Launcher
 
 VERSIONS = ("1.6", "2.0.1", "2.1")
 
@@ -137,9 +135,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     size.add_argument("--smoke", action="store_true", help="harness test: 10 stations, 1 s")
     size.add_argument("--quick", action="store_true", help="quick run: 50 stations, 3 s, N=200")
     size.add_argument("--full", action="store_true", help="idle memory at N=20,000")
-    parser.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "load.json")
-    parser.add_argument("--readme", type=Path, default=ROOT / "bench" / "README.md")
-    parser.add_argument("--no-readme", action="store_true", help="leave the README alone")
+    report.add_output_arguments(parser, "load")
     parser.add_argument(
         "--sched",
         choices=["fifo", "normal"],
@@ -177,8 +173,10 @@ def _command(argv: list[str]) -> str:
     return shlex.join([str(python), "-m", "bench.load", *argv])
 
 
-def main(argv: list[str]) -> None:
+def main(argv: list[str]) -> int:
     args = _parse(argv)
+    if report.render_only(args, readme.SECTION):
+        return 0
     size = "smoke" if args.smoke else "quick" if args.quick else "full" if args.full else "default"
     versions = [v for v in VERSIONS if v in args.versions.split(",")]
     if HEADLINE_VERSION not in versions:
@@ -186,44 +184,30 @@ def main(argv: list[str]) -> None:
     plan = _fit(msgspec.structs.replace(plans()[size], versions=versions))
     realtime = args.sched == "fifo"
     os.sched_setaffinity(0, {SIM_CPU})  # keep the runner off the servers' core
-    started = dt.datetime.now(dt.UTC)
-    env = environment(realtime)
+    run = Run(
+        started=report.utc_now(),
+        finished="",
+        command=_command(argv),
+        plan=plan,
+        environment=environment(realtime),
+        servers=[],
+    )
     scratch = Path(tempfile.mkdtemp(prefix="bench-load-"))
     nofile = plan.idle_stations + plan.warm_stations + FD_HEADROOM
     launcher = Launcher(scratch, realtime, nofile)
     options = scenarios.SimOptions(realtime, scratch)
-    results: list[ServerResult] = []
     names = args.servers.split(",")
     progress = Progress(steps(plan) * len(names))
     try:
-        results.extend(measure(name, plan, launcher, options, progress) for name in names)
+        run.servers.extend(measure(name, plan, launcher, options, progress) for name in names)
     finally:
         launcher.stop_all()
         for data in ("nats", "csms"):  # the stored events; logs stay until the run succeeded
             shutil.rmtree(scratch / data, ignore_errors=True)
-    failed = any(r.failures for r in results)
-    if failed:
-        print(f"logs kept in {scratch}", file=sys.stderr)
-    else:
-        shutil.rmtree(scratch, ignore_errors=True)
-    env["load_average_end"] = load_average()
-    finished = dt.datetime.now(dt.UTC)
-    run = Run(
-        started=started.strftime("%Y-%m-%d %H:%M:%S UTC"),
-        finished=finished.strftime("%Y-%m-%d %H:%M:%S UTC"),
-        command=_command(argv),
-        plan=plan,
-        environment=env,
-        servers=results,
-    )
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_bytes(msgspec.json.format(msgspec.json.encode(run)) + b"\n")
-    print(f"wrote {args.json}", file=sys.stderr)
-    if not args.no_readme:
-        readme.update_readme(args.readme, readme.render(run))
-        print(f"rewrote the load section of {args.readme}", file=sys.stderr)
-    render_safely(args.json.parent, None if args.no_readme else args.readme)
+    report.clean_scratch(scratch, any(r.failures for r in run.servers))
+    report.finish_run(run, args, readme.SECTION)
+    return 0
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    raise SystemExit(main(sys.argv[1:]))

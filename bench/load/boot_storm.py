@@ -17,9 +17,7 @@ boot-storm section of ``bench/README.md``.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import os
-import shlex
 import shutil
 import subprocess
 import sys
@@ -31,13 +29,12 @@ import msgspec
 
 from bench.fleet.model import FleetResult
 from bench.load import report
-from bench.load.environment import environment, load_average
+from bench.load.environment import environment
+from bench.load.progress import Progress
 from bench.load.servers import ROOT, SIM_CPU, Launcher, pinned
+from bench.load.steady import failures
 from bench.load.tls import make_server_certificate
-from bench.plots import render_safely
-from bench.sections import write_section
 
-BEGIN, END = "<!-- boot-storm:begin -->", "<!-- boot-storm:end -->"
 FD_HEADROOM = 256
 LIMIT_S = 30.0
 """Longest a storm may run (the fleet stops at once when every station is Accepted)."""
@@ -132,57 +129,44 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--tls-concurrency", default="100", help="wss:// handshake caps")
     parser.add_argument("--servers", default="csms,reference,echo")
     parser.add_argument("--transports", default="ws,wss", help="ws (plain), wss (TLS) or both")
-    parser.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "boot_storm.json")
-    parser.add_argument("--readme", type=Path, default=ROOT / "bench" / "README.md")
-    parser.add_argument("--no-readme", action="store_true")
-    parser.add_argument("--render", type=Path, help="only rewrite the section from this JSON")
+    report.add_output_arguments(parser, "boot_storm")
     args = parser.parse_args(argv)
-    if args.render:
-        saved = msgspec.json.decode(args.render.read_bytes(), type=StormReport)
-        write_section(args.readme, BEGIN, END, render(saved))
+    if report.render_only(args, SECTION):
         return 0
     os.sched_setaffinity(0, {SIM_CPU})
-    started = dt.datetime.now(dt.UTC)
-    env = environment(False)
+    result = StormReport(
+        started=report.utc_now(),
+        finished="",
+        command=report.command("bench.load.boot_storm", argv),
+        stations=args.stations,
+        environment=environment(False),
+        runs=[],
+    )
     scratch = Path(tempfile.mkdtemp(prefix="bench-storm-"))
     tls = make_server_certificate(scratch / "tls") if "wss" in args.transports else None
-    runs: list[StormRun] = []
-    for transport in args.transports.split(","):
+    plan = [
+        (transport, name, int(cap))
+        for transport in args.transports.split(",")
+        for name in args.servers.split(",")
+        for cap in (args.tls_concurrency if transport == "wss" else args.concurrency).split(",")
+    ]
+    progress = Progress(len(plan))
+    for transport, name, concurrency in plan:
         launcher = Launcher(
             scratch, False, args.stations + FD_HEADROOM, tls if transport == "wss" else None
         )
+        progress.step(f"{name} {transport}, cap {concurrency or 'none'}")
         try:
-            for name in args.servers.split(","):
-                caps = args.tls_concurrency if transport == "wss" else args.concurrency
-                for concurrency in (int(c) for c in caps.split(",")):
-                    run = storm(launcher, name, args.stations, concurrency, scratch)
-                    runs.append(run)
-                    cap = concurrency or "none"
-                    print(f"{name} {transport}, cap {cap}: {_summary(run)}", file=sys.stderr)
-                    shutil.rmtree(scratch / "nats", ignore_errors=True)
-                    shutil.rmtree(scratch / "csms", ignore_errors=True)
-                    time.sleep(1.0)
+            run = storm(launcher, name, args.stations, concurrency, scratch)
         finally:
             launcher.stop_all()
-    if any(r.failure for r in runs):
-        print(f"logs kept in {scratch}", file=sys.stderr)
-    else:
-        shutil.rmtree(scratch, ignore_errors=True)
-    env["load_average_end"] = load_average()
-    result = StormReport(
-        started=started.strftime("%Y-%m-%d %H:%M:%S UTC"),
-        finished=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
-        command=shlex.join([".venv/bin/python", "-m", "bench.load.boot_storm", *argv]),
-        stations=args.stations,
-        environment=env,
-        runs=runs,
-    )
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_bytes(msgspec.json.format(msgspec.json.encode(result)) + b"\n")
-    if not args.no_readme:
-        write_section(args.readme, BEGIN, END, render(result))
-        print(f"rewrote the boot-storm section of {args.readme}", file=sys.stderr)
-    render_safely(args.json.parent, None if args.no_readme else args.readme)
+        result.runs.append(run)
+        print(f"  {SECTION.summary(run)}", file=sys.stderr)
+        shutil.rmtree(scratch / "nats", ignore_errors=True)
+        shutil.rmtree(scratch / "csms", ignore_errors=True)
+        time.sleep(1.0)
+    report.clean_scratch(scratch, any(r.failure for r in result.runs))
+    report.finish_run(result, args, SECTION)
     return 0
 
 
@@ -192,8 +176,9 @@ def _cell(value: float | None, unit: str = "") -> str:
 
 def render(storm_report: StormReport) -> str:
     env = storm_report.environment
+    begin, end = SECTION.markers
     lines = [
-        BEGIN,
+        begin,
         "## Boot storm: N stations connect and boot at once",
         "",
         f"- **Date**: {storm_report.started} to {storm_report.finished}; **command**: "
@@ -230,9 +215,7 @@ def render(storm_report: StormReport) -> str:
             )
             continue
         r, boot = run.result, run.result.boot
-        failures = {**r.errors, **{f"timeout {k}": v for k, v in r.timeouts.items()}}
-        failures.update({f"CALLERROR {k}": v for k, v in r.callerrors.items()})
-        failed = ", ".join(f"{k} {v:,}" for k, v in sorted(failures.items())) or "0"
+        failed = failures(r)
         lines.append(
             f"| {run.server} | {run.transport} | {cap} | {boot.accepted:,} of {r.stations:,} "
             f"| {_cell(boot.all_accepted_s)} | {_cell(boot.accepted_p50_s)} "
@@ -245,7 +228,7 @@ def render(storm_report: StormReport) -> str:
         "simulator may be what limits that row (its rate is then a lower bound).",
         "",
         *_bar(storm_report),
-        END,
+        end,
     ]
     return "\n".join(lines)
 
@@ -301,6 +284,8 @@ def _bar(storm_report: StormReport) -> list[str]:
         )
     return lines
 
+
+SECTION = report.Section("boot-storm", render, StormReport, _summary)
 
 if __name__ == "__main__":
     raise SystemExit(main(sys.argv[1:]))

@@ -13,79 +13,17 @@ the last answer.
 
 from __future__ import annotations
 
-import argparse
-import datetime as dt
-import os
-import shlex
-import shutil
 import statistics
 import sys
-import tempfile
-from pathlib import Path
-
-import msgspec
 
 from bench.load import report
-from bench.load.environment import environment, load_average
-from bench.load.servers import ROOT, SIM_CPU, Launcher
-from bench.load.steady import FD_HEADROOM, SteadyReport, SteadyRun, steady
-from bench.plots import render_safely
-from bench.sections import write_section
+from bench.load.steady import SteadyReport, SteadyRun, failures, run_scenario
 
-BEGIN, END = "<!-- burst:begin -->", "<!-- burst:end -->"
 WARMUP_S = 5.0
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.load.burst")
-    parser.add_argument("--stations", type=int, default=2_000)
-    parser.add_argument("--duration", type=float, default=30.0)
-    parser.add_argument("--servers", default="csms,reference,echo")
-    parser.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "burst.json")
-    parser.add_argument("--readme", type=Path, default=ROOT / "bench" / "README.md")
-    parser.add_argument("--no-readme", action="store_true")
-    parser.add_argument("--render", type=Path, help="only rewrite the section from this JSON")
-    args = parser.parse_args(argv)
-    if args.render:
-        saved = msgspec.json.decode(args.render.read_bytes(), type=SteadyReport)
-        write_section(args.readme, BEGIN, END, render(saved))
-        return 0
-    os.sched_setaffinity(0, {SIM_CPU})
-    started = dt.datetime.now(dt.UTC)
-    env = environment(False)
-    scratch = Path(tempfile.mkdtemp(prefix="bench-burst-"))
-    launcher = Launcher(scratch, False, args.stations + FD_HEADROOM)
-    runs: list[SteadyRun] = []
-    try:
-        for name in args.servers.split(","):
-            run = steady(launcher, name, args, scratch, "clock-aligned-burst", WARMUP_S)
-            runs.append(run)
-            print(f"{name}: {_summary(run)}", file=sys.stderr)
-            for data in ("nats", "csms"):
-                shutil.rmtree(scratch / data, ignore_errors=True)
-    finally:
-        launcher.stop_all()
-    if any(r.failure for r in runs):
-        print(f"logs kept in {scratch}", file=sys.stderr)
-    else:
-        shutil.rmtree(scratch, ignore_errors=True)
-    env["load_average_end"] = load_average()
-    result = SteadyReport(
-        started=started.strftime("%Y-%m-%d %H:%M:%S UTC"),
-        finished=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
-        command=shlex.join([".venv/bin/python", "-m", "bench.load.burst", *argv]),
-        stations=args.stations,
-        duration_s=args.duration,
-        environment=env,
-        runs=runs,
-    )
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_bytes(msgspec.json.format(msgspec.json.encode(result)) + b"\n")
-    if not args.no_readme:
-        write_section(args.readme, BEGIN, END, render(result))
-        print(f"rewrote the burst section of {args.readme}", file=sys.stderr)
-    render_safely(args.json.parent, None if args.no_readme else args.readme)
-    return 0
+    return run_scenario(argv, "bench.load.burst", "clock-aligned-burst", WARMUP_S, 2_000, SECTION)
 
 
 def _bursts(run: SteadyRun) -> str:
@@ -109,8 +47,9 @@ def _summary(run: SteadyRun) -> str:
 
 def render(burst_report: SteadyReport) -> str:
     env = burst_report.environment
+    begin, end = SECTION.markers
     lines = [
-        BEGIN,
+        begin,
         "## Clock-aligned burst: every station's meter values in the same second",
         "",
         f"- **Date**: {burst_report.started} to {burst_report.finished}; **command**: "
@@ -137,12 +76,7 @@ def render(burst_report: SteadyReport) -> str:
             lines.append(f"| {run.server} | {run.failure} | — | — | — | — | — | — | — |")
             continue
         r = run.result
-        errors = {
-            **r.errors,
-            **{f"timeout {k}": v for k, v in r.timeouts.items()},
-            **{f"CALLERROR {k}": v for k, v in r.callerrors.items()},
-        }
-        failed = ", ".join(f"{k} {v:,}" for k, v in sorted(errors.items())) or "0"
+        failed = failures(r)
         median = _median_burst_s(run)
         lines.append(
             f"| {run.server} | {_bursts(run)} | {'—' if median is None else f'{median:.2f}'} "
@@ -163,9 +97,12 @@ def render(burst_report: SteadyReport) -> str:
         "machine) it answered about 35 StartTransaction/s and 133 of them ran into the 30 s "
         "call timeout, against about 300/s when the starts are spread. The starts are spread "
         "here so that this table measures the clock-aligned burst.",
-        END,
+        end,
     ]
     return "\n".join(lines)
+
+
+SECTION = report.Section("burst", render, SteadyReport, _summary)
 
 
 if __name__ == "__main__":

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import resource
-from pathlib import Path
 
 from bench.load import report
 from bench.load.model import HEADLINE_VERSION, Run, SimResult
-from bench.sections import write_section
 
 
 def _header(run: Run) -> list[str]:
@@ -116,6 +114,4 @@ def render(run: Run) -> str:
     return "\n".join([*lines, report.END])
 
 
-def update_readme(path: Path, section: str) -> None:
-    """Replace the marked section, or append it if the file has none yet."""
-    write_section(path, report.BEGIN, report.END, section)
+SECTION = report.Section("load", render, Run, str)

@@ -1,8 +1,26 @@
-"""One run rendered as Markdown into the ``<!-- load:begin -->`` section of bench/README.md."""
+"""The end of every benchmark run (``finish_run``: JSON, README section, plots), and the load
+run's tables for the ``<!-- load:begin -->`` section of bench/README.md."""
 
 from __future__ import annotations
 
+import argparse
+import datetime as dt
+import shlex
+import shutil
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import msgspec
+
+from bench.load.environment import load_average
 from bench.load.model import HEADLINE_VERSION, Run, ServerResult, SimResult
+from bench.plots import render_safely
+from bench.sections import write_section
+
+ROOT = Path(__file__).resolve().parents[2]
 
 BEGIN, END = "<!-- load:begin -->", "<!-- load:end -->"
 X = "\N{MULTIPLICATION SIGN}"
@@ -17,6 +35,79 @@ BAR_BYTES_PER_CONNECTION = 16 * 1024
 BAR_P99_MS = 20.0
 SIM_BOUND = 0.9
 """A simulator busier than this on its core may be what limits the rate it measures."""
+
+
+class Report(Protocol):
+    """What every runner's result carries (a msgspec struct)."""
+
+    started: str
+    finished: str
+    command: str
+    environment: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Section:
+    """A runner's section of bench/README.md: its name and how a result is rendered into it."""
+
+    name: str
+    render: Callable[[Any], str]
+    kind: type[Any]
+    """The result's struct type (to decode a saved JSON for ``--render``)."""
+    summary: Callable[[Any], str] = str
+    """One line about one row, for the progress display."""
+
+    @property
+    def markers(self) -> tuple[str, str]:
+        return f"<!-- {self.name}:begin -->", f"<!-- {self.name}:end -->"
+
+
+def utc_now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def command(module: str, argv: list[str]) -> str:
+    return shlex.join([".venv/bin/python", "-m", module, *argv])
+
+
+def add_output_arguments(parser: argparse.ArgumentParser, json_name: str) -> None:
+    """--json, --readme, --no-readme, --render: where a runner writes its result."""
+    results = ROOT / "bench" / "results"
+    parser.add_argument("--json", type=Path, default=results / f"{json_name}.json")
+    parser.add_argument("--readme", type=Path, default=ROOT / "bench" / "README.md")
+    parser.add_argument("--no-readme", action="store_true", help="leave the README alone")
+    parser.add_argument("--render", type=Path, help="only rewrite the section from this JSON")
+
+
+def render_only(args: argparse.Namespace, section: Section) -> bool:
+    """With ``--render JSON``: rewrite the section from a saved result (True: done)."""
+    if args.render is None:
+        return False
+    saved = msgspec.json.decode(args.render.read_bytes(), type=section.kind)
+    write_section(args.readme, *section.markers, section.render(saved))
+    return True
+
+
+def clean_scratch(scratch: Path, failed: bool) -> None:
+    """Remove the run's scratch directory, unless something failed (its logs then stay)."""
+    if failed:
+        print(f"logs kept in {scratch}", file=sys.stderr)
+    else:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def finish_run(result: Report, args: argparse.Namespace, section: Section) -> None:
+    """The end of every run: the load average at the end, the JSON, the README section (unless
+    ``--no-readme``), the plots."""
+    result.environment["load_average_end"] = load_average()
+    result.finished = utc_now()
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_bytes(msgspec.json.format(msgspec.json.encode(result)) + b"\n")
+    print(f"wrote {args.json}", file=sys.stderr)
+    if not args.no_readme:
+        write_section(args.readme, *section.markers, section.render(result))
+        print(f"rewrote the {section.name} section of {args.readme}", file=sys.stderr)
+    render_safely(args.json.parent, None if args.no_readme else args.readme)
 
 
 def _n(x: float) -> str:

@@ -13,9 +13,7 @@ pinned to CPU 1: connect (100 handshakes in flight), warm up, then the measured 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import os
-import shlex
 import shutil
 import subprocess
 import sys
@@ -27,12 +25,11 @@ import msgspec
 
 from bench.fleet.model import FleetResult
 from bench.load import report
-from bench.load.environment import environment, load_average
+from bench.load.environment import environment
+from bench.load.progress import Progress
+from bench.load.report import Section
 from bench.load.servers import ROOT, SIM_CPU, Launcher, pinned, rss_kb
-from bench.plots import render_safely
-from bench.sections import write_section
 
-BEGIN, END = "<!-- steady:begin -->", "<!-- steady:end -->"
 FD_HEADROOM = 256
 SETTLE_S = 1.0
 WARMUP_S = 15.0
@@ -103,6 +100,16 @@ def steady(
     return run
 
 
+def failures(result: FleetResult) -> str:
+    """Errors, timeouts and CALLERRORs of a fleet run, as one table cell ("0" if none)."""
+    found = {
+        **result.errors,
+        **{f"timeout {k}": v for k, v in result.timeouts.items()},
+        **{f"CALLERROR {k}": v for k, v in result.callerrors.items()},
+    }
+    return ", ".join(f"{k} {v:,}" for k, v in sorted(found.items())) or "0"
+
+
 def _summary(run: SteadyRun) -> str:
     if run.result is None:
         return f"FAILED {run.failure}"
@@ -114,62 +121,57 @@ def _summary(run: SteadyRun) -> str:
     )
 
 
-def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.load.steady")
-    parser.add_argument("--stations", type=int, default=10_000)
+def run_scenario(
+    argv: list[str], module: str, scenario: str, warmup_s: float, stations: int, section: Section
+) -> int:
+    """The runner of steady and burst: per server, a fresh server and the fleet on
+    ``scenario``; then the JSON, the README section and the plots."""
+    parser = argparse.ArgumentParser(prog=f"python -m {module}")
+    parser.add_argument("--stations", type=int, default=stations)
     parser.add_argument("--duration", type=float, default=30.0)
     parser.add_argument("--servers", default="csms,reference,echo")
-    parser.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "steady.json")
-    parser.add_argument("--readme", type=Path, default=ROOT / "bench" / "README.md")
-    parser.add_argument("--no-readme", action="store_true")
-    parser.add_argument("--render", type=Path, help="only rewrite the section from this JSON")
+    report.add_output_arguments(parser, section.name)
     args = parser.parse_args(argv)
-    if args.render:
-        saved = msgspec.json.decode(args.render.read_bytes(), type=SteadyReport)
-        write_section(args.readme, BEGIN, END, render(saved))
+    if report.render_only(args, section):
         return 0
     os.sched_setaffinity(0, {SIM_CPU})
-    started = dt.datetime.now(dt.UTC)
-    env = environment(False)
-    scratch = Path(tempfile.mkdtemp(prefix="bench-steady-"))
+    result = SteadyReport(
+        started=report.utc_now(),
+        finished="",
+        command=report.command(module, argv),
+        stations=args.stations,
+        duration_s=args.duration,
+        environment=environment(False),
+        runs=[],
+    )
+    scratch = Path(tempfile.mkdtemp(prefix=f"bench-{section.name}-"))
     launcher = Launcher(scratch, False, args.stations + FD_HEADROOM)
-    runs: list[SteadyRun] = []
+    names = args.servers.split(",")
+    progress = Progress(len(names))
     try:
-        for name in args.servers.split(","):
-            run = steady(launcher, name, args, scratch)
-            runs.append(run)
-            print(f"{name}: {_summary(run)}", file=sys.stderr)
+        for name in names:
+            progress.step(f"{name}: {args.stations:,} stations, {scenario}")
+            run = steady(launcher, name, args, scratch, scenario, warmup_s)
+            result.runs.append(run)
+            print(f"  {name}: {section.summary(run)}", file=sys.stderr)
             for data in ("nats", "csms"):
                 shutil.rmtree(scratch / data, ignore_errors=True)
     finally:
         launcher.stop_all()
-    if any(r.failure for r in runs):
-        print(f"logs kept in {scratch}", file=sys.stderr)
-    else:
-        shutil.rmtree(scratch, ignore_errors=True)
-    env["load_average_end"] = load_average()
-    result = SteadyReport(
-        started=started.strftime("%Y-%m-%d %H:%M:%S UTC"),
-        finished=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
-        command=shlex.join([".venv/bin/python", "-m", "bench.load.steady", *argv]),
-        stations=args.stations,
-        duration_s=args.duration,
-        environment=env,
-        runs=runs,
-    )
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_bytes(msgspec.json.format(msgspec.json.encode(result)) + b"\n")
-    if not args.no_readme:
-        write_section(args.readme, BEGIN, END, render(result))
-        print(f"rewrote the steady section of {args.readme}", file=sys.stderr)
-    render_safely(args.json.parent, None if args.no_readme else args.readme)
+    report.clean_scratch(scratch, any(r.failure for r in result.runs))
+    report.finish_run(result, args, section)
     return 0
+
+
+def main(argv: list[str]) -> int:
+    return run_scenario(argv, "bench.load.steady", "steady", WARMUP_S, 10_000, SECTION)
 
 
 def render(steady_report: SteadyReport) -> str:
     env = steady_report.environment
+    begin, finish = SECTION.markers
     lines = [
-        BEGIN,
+        begin,
         "## Steady: stations at realistic rates (CPU, memory per connection, latency)",
         "",
         f"- **Date**: {steady_report.started} to {steady_report.finished}; **command**: "
@@ -203,12 +205,7 @@ def render(steady_report: SteadyReport) -> str:
             )
             continue
         r = run.result
-        errors = {
-            **r.errors,
-            **{f"timeout {k}": v for k, v in r.timeouts.items()},
-            **{f"CALLERROR {k}": v for k, v in r.callerrors.items()},
-        }
-        failed = ", ".join(f"{k} {v:,}" for k, v in sorted(errors.items())) or "0"
+        failed = failures(r)
         idle = sum(run.rss_idle_kb.values()) / 1024
         end = sum(r.server_rss_kb.values()) / 1024
         lines.append(
@@ -216,8 +213,11 @@ def render(steady_report: SteadyReport) -> str:
             f"| {r.latency.p99} | {r.latency.max} | {failed} | {sum(r.server_cpu.values()):.1%} "
             f"| {idle:,.0f} | {end:,.0f} | {run.per_station_kb() or 0:,.1f} | {r.sim_cpu:.0%} |"
         )
-    lines += ["", f"Servers: {'; '.join(report.LABELS.values())}.", END]
+    lines += ["", f"Servers: {'; '.join(report.LABELS.values())}.", finish]
     return "\n".join(lines)
+
+
+SECTION = report.Section("steady", render, SteadyReport, _summary)
 
 
 if __name__ == "__main__":
