@@ -1,14 +1,15 @@
 """``csms stations …``: the station registry from the command line (add, list, remove,
-set-password, rotate-password). Talks to NATS (``--nats-url`` / ``CSMS_NATS_URL`` /
-csms.toml); without a URL it opens the embedded store under ``--data-dir`` (only while
-``csms serve`` is not running).
+set-password, set-profile, rotate-password, renew-certificate). Talks to NATS
+(``--nats-url`` / ``CSMS_NATS_URL`` / csms.toml); without a URL it opens the embedded store
+under ``--data-dir`` (only while ``csms serve`` is not running).
 
 A generated password is printed once and never stored in clear (it is the station's to keep).
 ``rotate-password`` changes it over OCPP (1.6 ChangeConfiguration AuthorizationKey, 2.x
 SetVariables SecurityCtrlr.BasicAuthPassword) through the gateway holding the station: the new
 password works from the moment it is sent, the old one stops only when the station answered
 Accepted (A01.FR.03); on any other answer the new one is forgotten (A01.FR.04); on RebootRequired
-both stay valid until the next rotation or ``set-password``.
+both stay valid until the next rotation or ``set-password``. ``renew-certificate`` does the same
+for a profile-3 station's certificate (``csms.certificates``).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import nats
 from nats.aio.client import Client as NatsClient
 
 from csms import settings as settings_module
+from csms.certificates import DEFAULT_VALIDITY_DAYS, CertificateAuthority, renew_certificate
 from csms.domain.commands import CommandRequest
 from streams.commands import CommandRouter
 from streams.embedded import EmbeddedNats
@@ -70,6 +72,15 @@ def add_parser(sub: Any) -> None:
     rotate.add_argument("identity")
     rotate.add_argument("--password", help="default: 40 generated characters")
     rotate.add_argument("--timeout", type=float, default=30.0, help="seconds for its answer")
+    renew = actions.add_parser(
+        "renew-certificate",
+        help="renew a connected profile-3 station's certificate over OCPP (A02)",
+    )
+    renew.add_argument("identity")
+    renew.add_argument("--ca-cert", help="default: the tls_ca_file setting")
+    renew.add_argument("--ca-key", help="default: the tls_ca_key_file setting")
+    renew.add_argument("--days", type=int, default=DEFAULT_VALIDITY_DAYS, help="validity")
+    renew.add_argument("--timeout", type=float, default=60.0, help="seconds for each answer")
 
 
 def _password_arguments(parser: argparse.ArgumentParser) -> None:
@@ -81,7 +92,7 @@ def _password_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         return asyncio.run(_with_registry(args, _ACTIONS[args.action]))
-    except ValueError as err:
+    except ValueError as err:  # RenewalError included
         print(f"csms stations: {err}")
         return 2
 
@@ -101,7 +112,7 @@ async def _with_registry(
     nc = await nats.connect(servers(url), name="csms-stations")
     try:
         registry = await StationRegistry.open(nc.jetstream(), replicas=config.stream_replicas)
-        args.nc, args.replicas = nc, config.stream_replicas
+        args.nc, args.replicas, args.settings = nc, config.stream_replicas, config
         return await action(registry, args)
     finally:
         await nc.drain()
@@ -213,7 +224,7 @@ async def rotate_password(
     if await registry.get(identity) is None:
         raise ValueError(f"{identity} is not registered")
     presence = PresenceReader(await open_presence(nc.jetstream(), replicas))
-    where = await presence.get(identity) or await presence.get(identity.lower())
+    where = await presence.find(identity)
     if where is None or not where.connected:
         raise ValueError(f"{identity} is not connected")
     version = where.ocpp_version
@@ -267,6 +278,25 @@ async def _rotate(registry: StationRegistry, args: argparse.Namespace) -> int:
     return 1
 
 
+async def _renew(registry: StationRegistry, args: argparse.Namespace) -> int:
+    settings: settings_module.Settings = args.settings
+    cert = args.ca_cert or settings.tls_ca_file
+    key = args.ca_key or settings.tls_ca_key_file
+    if cert is None or key is None:
+        raise ValueError("give --ca-cert and --ca-key (or tls_ca_file and tls_ca_key_file)")
+    authority = CertificateAuthority(Path(cert), Path(key), settings.cso_name, args.days)
+    presence = PresenceReader(await open_presence(args.nc.jetstream(), args.replicas))
+    answer, signed = await renew_certificate(
+        args.nc, registry, presence, authority, args.identity, args.timeout
+    )
+    print(f"station answered: {answer}")
+    if answer == "Accepted" and signed is not None:
+        print(f"new certificate: CN {signed.common_name}, SHA-256 {signed.fingerprint}")
+        return 0
+    print("the old certificate stays valid")
+    return 1
+
+
 _ACTIONS: dict[str, Callable[[StationRegistry, argparse.Namespace], Awaitable[int]]] = {
     "add": _add,
     "list": _list,
@@ -274,4 +304,5 @@ _ACTIONS: dict[str, Callable[[StationRegistry, argparse.Namespace], Awaitable[in
     "set-password": _set_password,
     "rotate-password": _rotate,
     "set-profile": _set_profile,
+    "renew-certificate": _renew,
 }

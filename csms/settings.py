@@ -49,6 +49,9 @@ class Settings:
     tls_ecdsa_key_file: Path | None = None
     tls_ca_file: Path | None = None
     """The CSO CA that signs station certificates (profile 3)."""
+    tls_ca_key_file: Path | None = None
+    """The key of ``tls_ca_file``: with it the CSMS renews station certificates over OCPP
+    (A02: SignCertificate Accepted during ``csms stations renew-certificate``)."""
     tls_client_certificate: str = "optional"
     """``optional`` (profiles 2 and 3 on the TLS port) or ``required`` (profile 3 only)."""
     cso_name: str | None = None

@@ -85,6 +85,18 @@ class PresenceReader:
         self._kv = kv
         self._stale_after = timedelta(seconds=3 * beat_interval_s)
 
+    async def find(self, identity: str) -> StationPresence | None:
+        """The presence of a station named as an operator types it: sessions are keyed by the
+        identity as sent on 1.6 and lower-cased on 2.x (case-insensitive there), so ``CS01``
+        finds the 2.x station ``cs01`` but never a 1.6 one. Its ``station_id`` is the session
+        key that commands and the station's subject use."""
+        presence = await self.get(identity)
+        if presence is None and identity != identity.lower():
+            presence = await self.get(identity.lower())
+            if presence is not None and presence.ocpp_version == "1.6":
+                return None
+        return presence
+
     async def get(self, station_id: str) -> StationPresence | None:
         try:
             entry = await self._kv.get(station_key(station_id))

@@ -40,6 +40,7 @@ MIN_PASSWORD_CHARS: Final = 16
 MAX_PASSWORD_CHARS: Final = 64
 GENERATED_PASSWORD_CHARS: Final = 40
 RETRY_S: Final = 1.0
+MAX_REVOKED: Final = 8
 PASSWORD_ALPHABET: Final = string.ascii_letters + string.digits + "*-_=:+|@."
 """2.x passwordString (case-sensitive); also valid as a 1.6 AuthorizationKey string."""
 
@@ -57,6 +58,24 @@ class StationRecord(msgspec.Struct, frozen=True, kw_only=True):
     pending_password_hash: str | None = None
     """A new password sent to the station and not yet accepted by it: both work meanwhile
     (A01.FR.03/04: the old one stops only once the station accepted the new one)."""
+    csr_expected: bool = False
+    """A certificate renewal (A02) is under way: the station's SignCertificate is answered
+    Accepted (the CSMS will sign it); otherwise Rejected."""
+    pending_cert_serial: str | None = None
+    pending_cert_fingerprint: str | None = None
+    """A certificate the CSMS signed and sent (CertificateSigned) that the station has not yet
+    accepted: it works alongside the registered one until the station answers (A02)."""
+
+    revoked_fingerprints: tuple[str, ...] = ()
+    """Certificates the CSMS signed for renewals the station did not accept (the last
+    ``MAX_REVOKED``): refused although their CN matches (no CRL or OCSP here)."""
+
+    def certificate_identities(self) -> tuple[tuple[str | None, str | None], ...]:
+        """(CN, fingerprint or None for any) pairs a client certificate may match."""
+        current = (self.cert_serial, self.cert_fingerprint)
+        if self.pending_cert_fingerprint is None:
+            return (current,)
+        return current, (self.pending_cert_serial, self.pending_cert_fingerprint)
 
     def check_password(self, password: bytes) -> bool:
         return any(
@@ -140,6 +159,11 @@ class StationRegistry:
     def lookup(self, identity: str) -> StationRecord | None:
         cached = self._cache.get(key_of(identity))
         return cached[1] if cached is not None else None
+
+    def expects_csr(self, identity: str) -> bool:
+        """The ``CertificateRequests`` port of the SignCertificate handler (memory only)."""
+        station = self.lookup(identity)
+        return station is not None and station.csr_expected
 
     def check_password(self, identity: str, password: bytes) -> bool:
         station = self.lookup(identity)
@@ -248,6 +272,39 @@ class StationRegistry:
         else:
             record = msgspec.structs.replace(record, pending_password_hash=None)
         await self.put(record)
+
+    async def expect_csr(self, identity: str, expected: bool) -> None:
+        """A renewal starts (the station's SignCertificate will be Accepted) or ends."""
+        record = await self._must_get(identity)
+        await self.put(msgspec.structs.replace(record, csr_expected=expected))
+
+    async def stage_certificate(self, identity: str, serial: str, fingerprint: str) -> None:
+        """The certificate signed for the station works alongside the registered one."""
+        record = await self._must_get(identity)
+        await self.put(
+            msgspec.structs.replace(
+                record, pending_cert_serial=serial, pending_cert_fingerprint=fingerprint
+            )
+        )
+
+    async def settle_certificate(self, identity: str, accepted: bool) -> None:
+        """The station accepted the new certificate: it becomes the registered (and pinned)
+        one and the old one stops working; or not: the new one is revoked (it was signed and
+        its CN matches) and the old one stays. Either way the renewal is over."""
+        record = await self._must_get(identity)
+        signed = record.pending_cert_fingerprint
+        if accepted and signed is not None:
+            record = msgspec.structs.replace(
+                record, cert_serial=record.pending_cert_serial, cert_fingerprint=signed
+            )
+        elif signed is not None:  # it exists and its CN matches: refuse it by name
+            revoked = (*record.revoked_fingerprints, signed)[-MAX_REVOKED:]
+            record = msgspec.structs.replace(record, revoked_fingerprints=revoked)
+        await self.put(
+            msgspec.structs.replace(
+                record, csr_expected=False, pending_cert_serial=None, pending_cert_fingerprint=None
+            )
+        )
 
     async def _must_get(self, identity: str) -> StationRecord:
         record = await self.get(identity)

@@ -63,15 +63,11 @@ SLUG_OF: Final = {
 
 
 async def find_station(services: ApiServices, station_id: str) -> StationPresence:
-    """The station's presence, connected or not; 404 if it was never seen. 2.x identities are
-    case-insensitive (sessions key them lower-cased)."""
+    """The station's presence, connected or not; 404 if it was never seen (the case rule is
+    ``PresenceReader.find``'s)."""
     if not 0 < len(station_id) <= MAX_STATION_ID:
         raise ProblemError(404, "station-unknown", "no station has an identity of that length")
-    presence = await services.presence.get(station_id)
-    if presence is None and station_id != station_id.lower():
-        presence = await services.presence.get(station_id.lower())
-        if presence is not None and presence.ocpp_version == "1.6":
-            presence = None
+    presence = await services.presence.find(station_id)
     if presence is None:
         raise ProblemError(404, "station-unknown", f"station {station_id!r} is unknown")
     return presence

@@ -13,7 +13,8 @@ Rules (reliability.md §2.1-2.4, §5.5):
   split off at the first colon (A3, A7); unknown identities are refused exactly like wrong
   passwords (uniform 401, same cost: A4) unless unknown stations are accepted (demo);
 - profile 3: the certificate's CN is the serial registered for the identity, O the CSO name, and
-  the fingerprint the pinned one if any (A19, A20);
+  the fingerprint the pinned one if any (A19, A20); during a renewal the certificate signed and
+  sent but not yet accepted by the station matches too (A02);
 - failures are counted per (identity, address) and per address in leaky buckets; over budget the
   attempt is refused without checking the password (CWE-307, A23), and only the first refusal of a
   burst is recorded (A00.FR.316 note). A station on its own address is not affected by an attacker
@@ -69,6 +70,12 @@ class RegisteredStation(Protocol):
     def cert_serial(self) -> str | None: ...
     @property
     def cert_fingerprint(self) -> str | None: ...
+    @property
+    def revoked_fingerprints(self) -> tuple[str, ...]: ...
+    def certificate_identities(self) -> tuple[tuple[str | None, str | None], ...]:
+        """(CN, fingerprint or None) pairs: the registered one, and during a renewal the
+        certificate sent to the station and not yet accepted by it (A02)."""
+        ...
 
 
 class StationDirectory(Protocol):
@@ -313,11 +320,15 @@ class Authenticator:
         if cert is None:
             return Verdict(401, "registered for profile 3, came without a client certificate",
                            PROFILE_MISMATCH)  # fmt: skip
-        if station.cert_serial is None or cert.common_name != station.cert_serial:
+        identities = station.certificate_identities()
+        if not any(serial is not None and cert.common_name == serial for serial, _ in identities):
             return Verdict(401, "certificate CN is not the serial registered for this station",
                            INVALID_CERTIFICATE)  # fmt: skip
         if self.config.cso_name is not None and cert.organization != self.config.cso_name:
             return Verdict(401, "certificate O is not the CSO", INVALID_CERTIFICATE)
-        if station.cert_fingerprint is not None and cert.fingerprint != station.cert_fingerprint:
+        if cert.fingerprint in station.revoked_fingerprints or not any(
+            cert.common_name == serial and pinned in (None, cert.fingerprint)
+            for serial, pinned in identities
+        ):
             return Verdict(401, "certificate is not the one registered", INVALID_CERTIFICATE)
         return ACCEPTED

@@ -35,6 +35,13 @@ def ocpp_time(at: datetime) -> str:
     return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{at.microsecond // 1000:03d}Z"
 
 
+class CertificateRequests(Protocol):
+    """Whether the CSMS will sign a station's CSR now (a renewal it started, A02); read from
+    memory (``streams.registry.StationRegistry``)."""
+
+    def expects_csr(self, identity: str) -> bool: ...
+
+
 @dataclass(frozen=True, slots=True)
 class HandlerContext:
     station_id: str
@@ -43,6 +50,8 @@ class HandlerContext:
     tokens: TokenAuthorizer
     heartbeat_interval_s: int = 300
     clock: Callable[[], datetime] = utc_now
+    certificates: CertificateRequests | None = None
+    """None: no CA key is configured, every SignCertificate is Rejected."""
 
     def now(self) -> str:
         return ocpp_time(self.clock())

@@ -1,8 +1,9 @@
 """Answers for services the CSMS does not offer yet, given honestly rather than faked.
 
-- Certificates (A02/A03 SignCertificate, M Get15118EVCertificate/GetCertificateStatus,
-  2.1 GetCertificateChainStatus): no CA or OCSP responder is configured, so requests are
-  Rejected/Failed. The security issue adds a CA.
+- Certificates: SignCertificate is Accepted only during a renewal the CSMS started (A02, with a
+  CA key configured); station-initiated ones (A03), 15118 (M Get15118EVCertificate,
+  GetCertificateStatus) and 2.1 GetCertificateChainStatus are Rejected/Failed: no V2G CA or
+  OCSP responder is configured.
 - DataTransfer (P01/P02): no vendor extension is registered: UnknownVendorId.
 - Smart charging input (K15-K17, 2.1 dynamic schedules): no charging schedule is computed.
 - Payments (2.1 VatNumberValidation): no VAT service: Rejected.
@@ -17,8 +18,19 @@ from csms.handlers.context import HandlerContext, Request
 Payload = dict[str, Any]
 
 
-def sign_certificate(_: HandlerContext, __: Request) -> Payload:
-    return {"status": "Rejected"}
+def sign_certificate(ctx: HandlerContext, request: Request) -> Payload:
+    """A02.FR.02/A03: Accepted only when the CSMS will sign it: a renewal it started for this
+    station (``csms stations renew-certificate``), a charging-station certificate (no V2G CA
+    here) and a PEM CSR; the signing and CertificateSigned follow from the renewal's process
+    (``csms.certificates``). Anything else, and station-initiated renewals (A03), Rejected."""
+    if ctx.certificates is None or not ctx.certificates.expects_csr(ctx.station_id):
+        return {"status": "Rejected"}
+    payload = request.payload
+    kind = payload.get("certificateType", "ChargingStationCertificate")
+    csr = payload.get("csr", "")
+    if kind != "ChargingStationCertificate" or "BEGIN CERTIFICATE REQUEST" not in csr:
+        return {"status": "Rejected"}
+    return {"status": "Accepted"}
 
 
 def get_15118_ev_certificate(_: HandlerContext, __: Request) -> Payload:
