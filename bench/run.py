@@ -7,6 +7,7 @@
     csms bench burst [--stations N]      clock-aligned meter values, all in the same second
     csms bench micro [--quick]           per-frame parse + validate
     csms bench projections [...]         projector ingest and lag
+    csms bench profile [--version V]     csms under cProfile and perf, the throughput load
     csms bench plots                     PNG plots of bench/results/*.json, README section
 """
 
@@ -26,6 +27,7 @@ MODULES = {
     "clock-aligned-burst": "bench.load.burst",
     "micro": "bench.micro",
     "projections": "bench.projections",
+    "profile": "bench.load.profile",
     "plots": "bench.plots",
 }
 

@@ -6,13 +6,19 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def write_section(path: Path, begin: str, end: str, block: str, intro: str = "") -> None:
+def write_section(
+    path: Path, begin: str, end: str, block: str, intro: str = "", after: str = ""
+) -> None:
     """Replace the text from ``begin`` to ``end`` with ``block`` (which carries the markers);
-    append ``block`` if the file has no such section (created from ``intro`` if missing)."""
+    if the file has no such section (it is created from ``intro`` if missing), put ``block``
+    right after the marker ``after`` if there is one, else at the end."""
     text = path.read_text() if path.exists() else intro
     if begin in text and end in text:
         head, rest = text.split(begin, 1)
         text = head + block + rest.split(end, 1)[1]
+    elif after and after in text:
+        head, rest = text.split(after, 1)
+        text = f"{head}{after}\n\n{block}\n{rest}"
     else:
         text = f"{text.rstrip()}\n\n{block}\n"
     path.write_text(text)

@@ -56,6 +56,8 @@ class Section:
     """The result's struct type (to decode a saved JSON for ``--render``)."""
     summary: Callable[[Any], str] = str
     """One line about one row, for the progress display."""
+    after: str = ""
+    """A new section goes right after this marker (else at the end of the README)."""
 
     @property
     def markers(self) -> tuple[str, str]:
@@ -84,7 +86,7 @@ def render_only(args: argparse.Namespace, section: Section) -> bool:
     if args.render is None:
         return False
     saved = msgspec.json.decode(args.render.read_bytes(), type=section.kind)
-    write_section(args.readme, *section.markers, section.render(saved))
+    write_section(args.readme, *section.markers, section.render(saved), after=section.after)
     return True
 
 
@@ -105,7 +107,7 @@ def finish_run(result: Report, args: argparse.Namespace, section: Section) -> No
     args.json.write_bytes(msgspec.json.format(msgspec.json.encode(result)) + b"\n")
     print(f"wrote {args.json}", file=sys.stderr)
     if not args.no_readme:
-        write_section(args.readme, *section.markers, section.render(result))
+        write_section(args.readme, *section.markers, section.render(result), after=section.after)
         print(f"rewrote the {section.name} section of {args.readme}", file=sys.stderr)
     render_safely(args.json.parent, None if args.no_readme else args.readme)
 
