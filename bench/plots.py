@@ -71,20 +71,29 @@ def _color(name: str) -> str:
     return COLORS.get(name, "tab:gray")
 
 
+LINES = {"1.6": "o-", "2.0.1": "^--", "2.1": "v:"}
+"""Line style per OCPP version of the load plot (1.6 MeterValues: the headline)."""
+
+
 def plot_load(data: Json, out: Path) -> Path:
-    """Answered calls/s and p99 latency versus connected stations, per server (load.json)."""
-    fig, (rate_ax, p99_ax) = _figure("bench.load: MeterValues throughput and p99 latency", data, 2)
+    """Answered calls/s and p99 latency versus connected stations, per server and OCPP version
+    (load.json; runs before versions were measured are 1.6)."""
+    fig, (rate_ax, p99_ax) = _figure("bench.load: meter values throughput and p99 latency", data, 2)
     for server in data.get("servers", []):
         name = server["name"]
-        points = sorted(
-            (t["stations"], t["answered_per_s"], t["latency"]["p99"])
-            for t in server.get("throughput", [])
-        )
-        if not points:
-            continue
-        xs = [p[0] for p in points]
-        rate_ax.plot(xs, [p[1] for p in points], "o-", color=_color(name), label=name)
-        p99_ax.plot(xs, [p[2] for p in points], "o-", color=_color(name), label=f"{name} (max)")
+        runs = server.get("throughput", [])
+        for version in sorted({t.get("version", "1.6") for t in runs}):
+            points = sorted(
+                (t["stations"], t["answered_per_s"], t["latency"]["p99"])
+                for t in runs
+                if t.get("version", "1.6") == version
+            )
+            xs = [p[0] for p in points]
+            style, label = LINES.get(version, "o-"), f"{name} {version}"
+            rate_ax.plot(xs, [p[1] for p in points], style, color=_color(name), label=label)
+            p99_ax.plot(
+                xs, [p[2] for p in points], style, color=_color(name), label=f"{label} (max)"
+            )
         half = server.get("half_rate")
         if half:
             p99_ax.plot(
@@ -93,10 +102,12 @@ def plot_load(data: Json, out: Path) -> Path:
                 "s",
                 mfc="none",
                 color=_color(name),
-                label=f"{name} (half rate)",
+                label=f"{name} 1.6 (half rate)",
             )
     rate_ax.set(xlabel="connected stations", ylabel="answered calls/s", yscale="log")
-    rate_ax.set_title("sustained answered MeterValues/s", fontsize=9)
+    rate_ax.set_title(
+        "sustained answered meter values/s (1.6 MeterValues, 2.x TransactionEvent)", fontsize=9
+    )
     p99_ax.set(xlabel="connected stations", ylabel="p99 latency, ms", yscale="log")
     p99_ax.axhline(20, color="red", lw=0.8, ls="--", label="bar: 20 ms at half rate")
     p99_ax.set_title("p99 answer latency", fontsize=9)

@@ -18,7 +18,7 @@ def write_section(
         text = head + block + rest.split(end, 1)[1]
     elif after and after in text:
         head, rest = text.split(after, 1)
-        text = f"{head}{after}\n\n{block}\n{rest}"
+        text = f"{head}{after}\n\n{block}\n\n{rest.lstrip()}"
     else:
         text = f"{text.rstrip()}\n\n{block}\n"
     path.write_text(text)
