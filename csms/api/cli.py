@@ -132,23 +132,13 @@ def run_apikey(args: argparse.Namespace) -> int:
 
 
 async def _apikey(args: argparse.Namespace) -> int:
-    import nats
-
     from csms import settings as settings_module
     from streams.api_keys import ApiKeys
-    from streams.embedded import EmbeddedNats
-    from streams.nats_servers import servers
+    from streams.embedded import admin_connection
 
     overrides = {"nats_url": args.nats_url, "data_dir": args.data_dir}
     config = settings_module.load(Path(args.config) if args.config else None, overrides)
-    embedded = None
-    url = config.nats_url
-    if url is None:
-        embedded = EmbeddedNats(config.data_dir / "nats")
-        await embedded.start()
-        url = embedded.url
-    nc = await nats.connect(servers(url), name="csms-apikey")
-    try:
+    async with admin_connection(config.nats_url, config.data_dir, "csms-apikey") as nc:
         keys = await ApiKeys.open(nc.jetstream(), replicas=config.stream_replicas)
         if args.action == "add":
             record, text = await keys.add(args.name)
@@ -167,10 +157,6 @@ async def _apikey(args: argparse.Namespace) -> int:
         revoked = await keys.revoke(args.key)
         print(f"revoked {revoked} key(s)")
         return 0 if revoked else 1
-    finally:
-        await nc.drain()
-        if embedded is not None:
-            await embedded.stop()
 
 
 COMMANDS = {"api": run_api, "apikey": run_apikey}

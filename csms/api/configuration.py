@@ -10,7 +10,7 @@ from litestar import Request, get, put
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from csms.api.commands import Wait
-from csms.api.convenience import RESPONSES, ActionOutcome, is_v16, send
+from csms.api.convenience import RESPONSES, ActionOutcome, Call, Versioned, dispatch, is_v16, send
 from csms.api.dispatch import connected_station
 from csms.api.problems import ProblemError
 from csms.api.services import Services
@@ -91,6 +91,22 @@ class SetSetting(msgspec.Struct, kw_only=True):
     value: Annotated[str, msgspec.Meta(max_length=1000)]
 
 
+def _first_attribute_status(result: dict[str, Any]) -> str | None:
+    results = result.get("setVariableResult", [])
+    status = results[0].get("attributeStatus") if results else None
+    return status if isinstance(status, str) else None
+
+
+SET_CONFIGURATION = Versioned(
+    v16=Call("ChangeConfiguration", lambda d: {"key": d.key, "value": d.value}),
+    v2=Call(
+        "SetVariables",
+        lambda d: {"setVariableData": [{"attributeValue": d.value, **_component_variable(d.key)}]},
+        _first_attribute_status,
+    ),
+)
+
+
 @put(
     "/stations/{station_id:str}/configuration",
     summary="Set configuration / a variable",
@@ -105,16 +121,7 @@ async def set_configuration(
 ) -> ActionOutcome:
     """1.6 ChangeConfiguration; 2.x SetVariables (``status`` is the attribute status)."""
     presence = await connected_station(services, station_id)
-    payload: dict[str, Any]
-    if is_v16(presence):
-        payload = {"key": data.key, "value": data.value}
-        return await send(request, services, presence, "ChangeConfiguration", payload, wait)
-    item = {"attributeValue": data.value, **_component_variable(data.key)}
-    payload = {"setVariableData": [item]}
-    outcome = await send(request, services, presence, "SetVariables", payload, wait)
-    results = (outcome.result or {}).get("setVariableResult", [])
-    outcome.status = results[0].get("attributeStatus") if results else None
-    return outcome
+    return await dispatch(request, services, presence, SET_CONFIGURATION, data, wait)
 
 
 HANDLERS = [get_configuration, set_configuration]

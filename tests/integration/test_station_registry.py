@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -205,3 +206,26 @@ async def test_the_gateways_copy_survives_a_nats_restart(tmp_path: Path) -> None
     finally:
         await gateway_nc.close()
         await server.stop()
+
+
+async def test_without_a_nats_url_the_embedded_store_under_data_dir_is_used(
+    tmp_path: Path,
+) -> None:
+    """``streams.embedded.admin_connection``: each command starts nats-server on the store
+    under ``--data-dir`` and stops it; what one wrote, the next one reads."""
+
+    async def offline(*args: str) -> tuple[int, str]:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "csms", "stations", "--data-dir", str(tmp_path), *args,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            env={k: v for k, v in os.environ.items() if k != "CSMS_NATS_URL"},
+        )  # fmt: skip
+        out, _ = await asyncio.wait_for(process.communicate(), 60)
+        return process.returncode or 0, out.decode()
+
+    code, out = await offline("add", "OFF-1", "--profile", "0")
+    assert code == 0, out
+    code, out = await offline("list")
+    assert code == 0, out
+    assert json.loads(out.strip().splitlines()[-1])["identity"] == "OFF-1"
+    assert (tmp_path / "nats" / "jetstream").is_dir()
