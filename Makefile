@@ -75,12 +75,8 @@ fuzz: install ## bounded fuzz run of the frame decoder (FUZZ_SECONDS, default 60
 test: lint test-rust test-python fuzz ## everything CI runs
 
 .PHONY: bench
-bench: bench-micro install ## every benchmark, each beside its references in the same run (long)
-	$(BIN)/csms bench load
-	$(BIN)/csms bench boot-storm
-	$(BIN)/csms bench steady
-	$(BIN)/csms bench burst
-	$(BIN)/csms bench projections
+bench: bench-micro install ## every benchmark beside its references, one run (long; SIZE=--smoke|--full)
+	$(BIN)/csms bench all $(SIZE)
 
 .PHONY: bench-micro
 bench-micro: install ## micro benchmarks: Rust (criterion) and Python, beside the ocpp package and msgspec

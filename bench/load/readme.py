@@ -11,7 +11,7 @@ from bench.load.model import HEADLINE_VERSION, Run, SimResult
 def _header(run: Run) -> list[str]:
     env, plan = run.environment, run.plan
     names = "csms._core rust picows uvloop websockets ocpp jsonschema nats-py msgspec nats-server"
-    versions = ", ".join(f"{k} {env[k]}" for k in names.split())
+    versions = ", ".join(f"{k} {env.get(k, '?')}" for k in names.split())
     counts = " and ".join(str(n) for n in plan.throughput_stations)
     return [
         "## Load: simulated stations against csms, the ocpp-package reference and an echo ceiling",
