@@ -183,10 +183,7 @@ def render(storm_report: StormReport) -> str:
         "",
         f"- **Date**: {storm_report.started} to {storm_report.finished}; **command**: "
         f"`{storm_report.command}`",
-        f"- **Machine**: {env['cpu']}, {env['cores']} cores shared with other work, Linux "
-        f"{env['kernel']}; load average {env['load_average_start']} at start, "
-        f"{env['load_average_end']} at end; {env['python']}, picows {env['picows']}, "
-        f"uvloop {env['uvloop']}, websockets {env['websockets']}, ocpp {env['ocpp']}",
+        *report.machine_lines(env),
         "- **Setup**: a fresh server per row pinned to CPU 0 (csms with its own nats-server, "
         "also on CPU 0, `projections = false`, per-address handshake cap lifted); the fleet "
         "simulator (`bench/fleet`, scenario `bench/scenarios/boot-storm.toml`) pinned to CPU 1. "
@@ -274,6 +271,14 @@ def _bar(storm_report: StormReport) -> list[str]:
             f"- The bar, {storm_report.stations:,} stations all Accepted in ≤ {BAR_S:g} s "
             f"({cap}): csms {measured}: {'met' if met else '**not met**'}{beside}."
         )
+    for row in sorted({(r.transport, r.concurrency) for r in storm_report.runs}):
+        times = {
+            r.server: r.result.boot.all_accepted_s
+            for r in storm_report.runs
+            if r.result is not None and (r.transport, r.concurrency) == row
+        }
+        label = f"All Accepted ({row[0]}, {f'cap {row[1]}' if row[1] else 'all at once'})"
+        lines.append(f"- {report.ratios(label, times, ' s')}")
     if any(r.listen_overflows for r in storm_report.runs):
         lines.append(
             "- Listen overflows: the servers listen with the default backlog of their libraries "

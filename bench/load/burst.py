@@ -54,9 +54,7 @@ def render(burst_report: SteadyReport) -> str:
         "",
         f"- **Date**: {burst_report.started} to {burst_report.finished}; **command**: "
         f"`{burst_report.command}`",
-        f"- **Machine**: {env['cpu']}, {env['cores']} cores shared with other work, Linux "
-        f"{env['kernel']}; load average {env['load_average_start']} at start, "
-        f"{env['load_average_end']} at end; {env['python']}",
+        *report.machine_lines(env),
         "- **Setup**: a fresh server per row pinned to CPU 0 (csms with its own nats-server, "
         "also on CPU 0, `projections = false`); the fleet simulator (`bench/fleet`, scenario "
         "`bench/scenarios/clock-aligned-burst.toml`, OCPP 1.6, free vending) pinned to CPU 1: "
@@ -83,7 +81,15 @@ def render(burst_report: SteadyReport) -> str:
             f"| {r.latency.p50} | {r.latency.p99} | {r.latency.max} | {failed} "
             f"| {sum(r.server_cpu.values()):.0%} | {r.sim_cpu:.0%} |"
         )
+    done = [run for run in burst_report.runs if run.result is not None]
     lines += [
+        "",
+        report.ratios("Median burst", {r.server: _median_burst_s(r) for r in done}, " s"),
+        report.ratios(
+            "p99 latency",
+            {r.server: r.result.latency.p99 for r in done if r.result is not None},
+            " ms",
+        ),
         "",
         f"Servers: {'; '.join(report.LABELS.values())}.",
         "",

@@ -204,10 +204,7 @@ def render(profile: ProfileReport) -> str:
         "## Profile: where csms spends its time under the throughput load",
         "",
         f"- **Date**: {profile.started} to {profile.finished}; **command**: `{profile.command}`",
-        f"- **Machine**: {env['cpu']}, {env['cores']} cores, Linux {env['kernel']}; load average "
-        f"{env['load_average_start']} at start, {env['load_average_end']} at end; "
-        f"{env['python']}, csms._core {env['csms._core']}, rust {env.get('rust', '?')}, "
-        f"picows {env['picows']}, nats-server {env['nats-server']}",
+        *report.machine_lines(env),
         f"- **Load**: the throughput scenario, OCPP {profile.version}, {profile.stations} "
         f"stations, {profile.duration_s:g} s measured (as in the load section). Profiles cover the "
         "simulator's whole run (connect, boot, warm-up, window); cProfile sees only the csms "

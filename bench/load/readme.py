@@ -10,24 +10,19 @@ from bench.load.model import HEADLINE_VERSION, Run, SimResult
 
 def _header(run: Run) -> list[str]:
     env, plan = run.environment, run.plan
-    names = "csms._core rust picows uvloop websockets ocpp jsonschema nats-py msgspec nats-server"
-    versions = ", ".join(f"{k} {env.get(k, '?')}" for k in names.split())
     counts = " and ".join(str(n) for n in plan.throughput_stations)
     return [
         "## Load: simulated stations against csms, the ocpp-package reference and an echo ceiling",
         "",
         f"- **Date**: {run.started} to {run.finished}; **command**: `{run.command}`",
-        f"- **Machine**: {env['cpu']}, {env['cores']} cores, Linux {env['kernel']}; "
-        f"load average {env['load_average_start']} at start, {env['load_average_end']} at end",
-        f"- **Versions**: {env['python']}, {versions}",
+        *report.machine_lines(env),
+        f"- **Scheduling**: {env['scheduling']}.",
         "- **Setup**: each server is its own process pinned to CPU 0 (`taskset -c 0`); csms gets "
         "its own `nats-server -js` (file storage), **also on CPU 0, because it is part of our "
         "system's cost**, and answers a CALL only after JetStream stored its event. The station "
         "simulator (`bench/fleet/throughput.py`: the fleet simulator's lean stations, picows "
         "clients on uvloop, payloads from `bench/fleet/payloads.py`) is pinned to CPU 1. "
-        f"Scheduling of servers and simulator: {env['scheduling']}, so that other work on this "
-        "shared machine does not decide the result (`--sched normal` turns it off). The "
-        "reference validates in the default thread pool, as the ocpp package does by default; "
+        "The reference validates in the default thread pool, as the ocpp package does by default; "
         "those threads share CPU 0 too.",
         f"- **Servers**: {'; '.join(report.LABELS.values())}.",
         "- **Method** (scenario `bench/scenarios/throughput.toml`): every station connects with "

@@ -112,6 +112,41 @@ def finish_run(result: Report, args: argparse.Namespace, section: Section) -> No
     render_safely(args.json.parent, None if args.no_readme else args.readme)
 
 
+VERSION_KEYS = (
+    *("csms._core", "rust", "picows", "uvloop", "websockets", "ocpp", "jsonschema"),
+    *("nats-py", "msgspec", "nats-server"),
+)
+
+
+def machine_lines(env: dict[str, str]) -> list[str]:
+    """The machine and the versions, as every report states them."""
+    versions = ", ".join(f"{k} {env.get(k, '?')}" for k in VERSION_KEYS)
+    return [
+        f"- **Machine**: {env['cpu']}, {env['cores']} cores shared with other work, Linux "
+        f"{env['kernel']}; load average {env['load_average_start']} at start, "
+        f"{env.get('load_average_end', '?')} at end",
+        f"- **Versions**: {env['python']}, {versions}",
+    ]
+
+
+def ratios(what: str, values: dict[str, float | None], unit: str = "") -> str:
+    """``what``: csms's value beside each reference's, and csms / reference, in one line."""
+    ours = values.get("csms")
+    shown = ", ".join(
+        f"{name} {_num(value)}{unit}" for name, value in values.items() if value is not None
+    )
+    parts = [
+        f"csms / {name} {_ratio(ours, value)}"
+        for name, value in values.items()
+        if name != "csms" and ours is not None and value
+    ]
+    return f"{what}: {shown}" + (f"; {', '.join(parts)}" if parts else "") + "."
+
+
+def _num(x: float) -> str:
+    return f"{x:,.0f}" if abs(x) >= 100 else f"{x:.3g}"
+
+
 def _n(x: float) -> str:
     return f"{x:,.0f}"
 

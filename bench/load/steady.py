@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import msgspec
@@ -110,6 +111,11 @@ def failures(result: FleetResult) -> str:
     return ", ".join(f"{k} {v:,}" for k, v in sorted(found.items())) or "0"
 
 
+def _cpu_per_call_us(result: FleetResult) -> float | None:
+    cpu = sum(result.server_cpu.values())
+    return cpu * 1e6 / result.answered_per_s if result.answered_per_s else None
+
+
 def _summary(run: SteadyRun) -> str:
     if run.result is None:
         return f"FAILED {run.failure}"
@@ -176,9 +182,7 @@ def render(steady_report: SteadyReport) -> str:
         "",
         f"- **Date**: {steady_report.started} to {steady_report.finished}; **command**: "
         f"`{steady_report.command}`",
-        f"- **Machine**: {env['cpu']}, {env['cores']} cores shared with other work, Linux "
-        f"{env['kernel']}; load average {env['load_average_start']} at start, "
-        f"{env['load_average_end']} at end; {env['python']}",
+        *report.machine_lines(env),
         "- **Setup**: a fresh server per row pinned to CPU 0 (csms with its own nats-server, "
         "also on CPU 0, `projections = false`); the fleet simulator (`bench/fleet`, scenario "
         f"`bench/scenarios/steady.toml`, OCPP 1.6) pinned to CPU 1: {steady_report.stations:,} "
@@ -213,7 +217,25 @@ def render(steady_report: SteadyReport) -> str:
             f"| {r.latency.p99} | {r.latency.max} | {failed} | {sum(r.server_cpu.values()):.1%} "
             f"| {idle:,.0f} | {end:,.0f} | {run.per_station_kb() or 0:,.1f} | {r.sim_cpu:.0%} |"
         )
-    lines += ["", f"Servers: {'; '.join(report.LABELS.values())}.", finish]
+    done = {run.server: run for run in steady_report.runs if run.result is not None}
+
+    def per(value: Callable[[SteadyRun], float | None]) -> dict[str, float | None]:
+        return {name: value(run) for name, run in done.items()}
+
+    lines += [
+        "",
+        report.ratios(
+            "Server CPU per answered call, µs",
+            per(lambda r: _cpu_per_call_us(r.result) if r.result else None),
+        ),
+        report.ratios(
+            "p99 latency", per(lambda r: r.result.latency.p99 if r.result else None), " ms"
+        ),
+        report.ratios("RSS per station", per(lambda r: r.per_station_kb()), " KB"),
+        "",
+        f"Servers: {'; '.join(report.LABELS.values())}.",
+        finish,
+    ]
     return "\n".join(lines)
 
 
