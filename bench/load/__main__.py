@@ -186,7 +186,6 @@ def main(argv: list[str]) -> int:
     os.sched_setaffinity(0, {SIM_CPU})  # keep the runner off the servers' core
     run = Run(
         started=report.utc_now(),
-        finished="",
         command=_command(argv),
         plan=plan,
         environment=environment(realtime),

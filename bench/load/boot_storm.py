@@ -30,6 +30,7 @@ import msgspec
 from bench.fleet.model import FleetResult
 from bench.load import report
 from bench.load.environment import environment
+from bench.load.model import Report
 from bench.load.progress import Progress
 from bench.load.servers import ROOT, SIM_CPU, Launcher, pinned
 from bench.load.steady import failures
@@ -57,12 +58,8 @@ class StormRun(msgspec.Struct):
     failure: str = ""
 
 
-class StormReport(msgspec.Struct):
-    started: str
-    finished: str
-    command: str
+class StormReport(Report):
     stations: int
-    environment: dict[str, str]
     runs: list[StormRun]
 
 
@@ -136,7 +133,6 @@ def main(argv: list[str]) -> int:
     os.sched_setaffinity(0, {SIM_CPU})
     result = StormReport(
         started=report.utc_now(),
-        finished="",
         command=report.command("bench.load.boot_storm", argv),
         stations=args.stations,
         environment=environment(False),

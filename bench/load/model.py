@@ -11,7 +11,26 @@ from bench.fleet.model import SimResult
 HEADLINE_VERSION = "1.6"
 """1.6 MeterValues: the row the issue's bar is read from (and comparable with earlier runs)."""
 
-__all__ = ["HEADLINE_VERSION", "IdleResult", "Latency", "Plan", "Run", "ServerResult", "SimResult"]
+__all__ = [
+    "HEADLINE_VERSION",
+    "IdleResult",
+    "Latency",
+    "Plan",
+    "Report",
+    "Run",
+    "ServerResult",
+    "SimResult",
+]
+
+
+class Report(msgspec.Struct, kw_only=True):
+    """What every runner's result carries (``report.finish_run`` fills in ``finished`` and the
+    end load average)."""
+
+    started: str
+    finished: str = ""
+    command: str
+    environment: dict[str, str]
 
 
 class IdleResult(msgspec.Struct, frozen=True):
@@ -58,10 +77,6 @@ class Plan(msgspec.Struct, frozen=True):
     """OCPP versions of the throughput rows (idle memory and half rate: the headline's only)."""
 
 
-class Run(msgspec.Struct):
-    started: str
-    finished: str
-    command: str
+class Run(Report):
     plan: Plan
-    environment: dict[str, str]
     servers: list[ServerResult]

@@ -37,6 +37,7 @@ import msgspec
 
 from bench.load import report, scenarios
 from bench.load.environment import environment
+from bench.load.model import Report
 from bench.load.progress import Progress
 from bench.load.servers import ROOT, SIM_CPU, Child, Launcher, Server
 
@@ -64,11 +65,7 @@ class Pass(msgspec.Struct):
     failure: str = ""
 
 
-class ProfileReport(msgspec.Struct):
-    started: str
-    finished: str
-    command: str
-    environment: dict[str, str]
+class ProfileReport(Report):
     version: str
     stations: int
     duration_s: float
@@ -259,7 +256,6 @@ def main(argv: list[str]) -> int:
     os.sched_setaffinity(0, {SIM_CPU})
     result = ProfileReport(
         started=report.utc_now(),
-        finished="",
         command=report.command("bench.load.profile", argv),
         environment=environment(False),
         version=args.version,

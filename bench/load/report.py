@@ -11,12 +11,12 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import msgspec
 
 from bench.load.environment import load_average
-from bench.load.model import HEADLINE_VERSION, Run, ServerResult, SimResult
+from bench.load.model import HEADLINE_VERSION, Report, Run, ServerResult, SimResult
 from bench.plots import render_safely
 from bench.sections import write_section
 
@@ -35,15 +35,6 @@ BAR_BYTES_PER_CONNECTION = 16 * 1024
 BAR_P99_MS = 20.0
 SIM_BOUND = 0.9
 """A simulator busier than this on its core may be what limits the rate it measures."""
-
-
-class Report(Protocol):
-    """What every runner's result carries (a msgspec struct)."""
-
-    started: str
-    finished: str
-    command: str
-    environment: dict[str, str]
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,6 +27,7 @@ import msgspec
 from bench.fleet.model import FleetResult
 from bench.load import report
 from bench.load.environment import environment
+from bench.load.model import Report
 from bench.load.progress import Progress
 from bench.load.report import Section
 from bench.load.servers import ROOT, SIM_CPU, Launcher, pinned, rss_kb
@@ -49,13 +50,9 @@ class SteadyRun(msgspec.Struct):
         return grown / self.result.boot.connected
 
 
-class SteadyReport(msgspec.Struct):
-    started: str
-    finished: str
-    command: str
+class SteadyReport(Report):
     stations: int
     duration_s: float
-    environment: dict[str, str]
     runs: list[SteadyRun]
 
 
@@ -143,7 +140,6 @@ def run_scenario(
     os.sched_setaffinity(0, {SIM_CPU})
     result = SteadyReport(
         started=report.utc_now(),
-        finished="",
         command=report.command(module, argv),
         stations=args.stations,
         duration_s=args.duration,
