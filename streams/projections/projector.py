@@ -18,6 +18,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from clickhouse_connect.driver.exceptions import DataError
 from nats.aio.msg import Msg
@@ -26,6 +27,7 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from streams.projections.fold import fold_message
+from streams.projections.pull import Fetched, PullClient, PullError, usable
 from streams.projections.rows import COLUMNS, WHOLE_MESSAGE, Row, Rows
 from streams.store import Store
 from streams.subjects import ALL_EVENTS, STREAM
@@ -112,8 +114,12 @@ class Projector:
         *,
         database: str | None = None,
         after_insert: AfterInsert | None = None,
+        nats_url: str | None = None,
     ) -> None:
+        """``nats_url``: fetch and ack over :mod:`streams.projections.pull` (plain nats://
+        URLs; anything else, or None, goes through nats-py's ``fetch``)."""
         self.js = js
+        self.nats_url = nats_url if nats_url is not None and usable(nats_url) else None
         self.store = store
         self.config = config or ProjectorConfig()
         self.database = database or store.database
@@ -148,13 +154,13 @@ class Projector:
         backoff_s = 0.2
         while not self._stopping.is_set():
             try:
-                sub = await self._subscribe()
+                source = await self._source()
                 try:
-                    await self._consume(sub, until_seq)
+                    await self._consume(source, until_seq)
                     return
                 finally:
                     with contextlib.suppress(Exception):
-                        await sub.unsubscribe()
+                        await source.close()
             except asyncio.CancelledError:
                 raise
             except InjectedCrashError:
@@ -190,17 +196,27 @@ class Projector:
             inactive_threshold=7 * 24 * 3600.0 if c.durable else 30.0,
         )
 
-    async def _subscribe(self) -> JetStreamContext.PullSubscription:
-        return await self.js.pull_subscribe(
+    async def _source(self) -> _Source:
+        """The consumer (created or updated through nats-py) and the path its messages take."""
+        sub = await self.js.pull_subscribe(
             ALL_EVENTS, durable=self.config.durable, stream=STREAM, config=self.consumer_config()
         )
+        if self.nats_url is None:
+            return _NatsPySource(sub)
+        try:
+            client = await PullClient.connect(self.nats_url)
+        except Exception:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+            raise
+        return _WireSource(client, sub)
 
-    async def _consume(self, sub: JetStreamContext.PullSubscription, until_seq: int | None) -> None:
+    async def _consume(self, source: _Source, until_seq: int | None) -> None:
         """Fetch and fold batch N+1 while batch N is inserted (a pipeline of depth one: the
         GIL-bound fold overlaps the engine's insert). Batches are written and acked in order,
         and a batch is acked only once it is in the store."""
         c = self.config
-        batch: list[Msg] = []
+        batch: list[Fetched] = []
         first_at = 0.0
         handed = self.stats.last_seq
         loop = asyncio.get_running_loop()
@@ -211,7 +227,7 @@ class Projector:
                     if writing is not None:
                         await writing
                     return
-                msgs = await _fetch(sub, c.max_messages - len(batch), c.fetch_timeout_s)
+                msgs = await source.fetch(c.max_messages - len(batch), c.fetch_timeout_s)
                 if msgs and not batch:
                     first_at = loop.time()
                 batch.extend(msgs)
@@ -219,13 +235,13 @@ class Projector:
                     continue
                 full = len(batch) >= c.max_messages
                 late = loop.time() - first_at >= c.max_delay_s
-                reached = until_seq is not None and _seq(batch[-1]) >= until_seq
+                reached = until_seq is not None and batch[-1].seq >= until_seq
                 if full or late or not msgs or reached:
                     rows = await loop.run_in_executor(None, fold_batch, _messages(batch))
                     if writing is not None:
                         await writing
-                    writing = loop.create_task(self._write(batch, rows))
-                    handed = max(handed, _seq(batch[-1]))
+                    writing = loop.create_task(self._write(source, batch, rows))
+                    handed = max(handed, batch[-1].seq)
                     batch = []
         except asyncio.CancelledError:
             if writing is not None:
@@ -235,21 +251,18 @@ class Projector:
             if writing is not None:
                 await _settle(writing)
 
-    async def _write(self, batch: list[Msg], rows: Rows) -> None:
-        """Insert a folded batch, then ack its messages (the last one waits for the server's
-        confirmation, which follows the others on the same connection)."""
+    async def _write(self, source: _Source, batch: list[Fetched], rows: Rows) -> None:
+        """Insert a folded batch, then ack its messages (and wait until the server has them)."""
         await self._insert(rows)
-        last = _seq(batch[-1])
+        last = batch[-1].seq
         if self.after_insert is not None:
             await self.after_insert(last)
         try:
-            for msg in batch[:-1]:
-                await msg.ack()
-            await batch[-1].ack_sync(timeout=ACK_TIMEOUT_S)
-        except (TimeoutError, NatsError) as err:
+            await source.ack(batch)
+        except (TimeoutError, NatsError, PullError) as err:
             # the rows are in; an ack that did not arrive means a redelivery, which writes the
             # same rows again: harmless, so the projector goes on
-            log.warning("projector: ack of stream sequence %d uncertain: %r", _seq(batch[-1]), err)
+            log.warning("projector: ack of stream sequence %d uncertain: %r", last, err)
         s = self.stats
         s.batches += 1
         s.messages += len(batch)
@@ -303,11 +316,63 @@ class InjectedCrashError(Exception):
     """Raised by a test hook to simulate a crash between insert and ack: ends the run."""
 
 
-async def _fetch(sub: JetStreamContext.PullSubscription, count: int, timeout_s: float) -> list[Msg]:
-    try:
-        return await sub.fetch(count, timeout=timeout_s)
-    except TimeoutError:  # nats-py raises its own and asyncio's: nothing to fetch yet
-        return []
+class _Source(Protocol):
+    async def fetch(self, count: int, timeout_s: float) -> list[Fetched]: ...
+    async def ack(self, batch: list[Fetched]) -> None: ...
+    async def close(self) -> None: ...
+
+
+class _NatsPySource:
+    """nats-py's fetch and acks (TLS, credentials: any URL nats-py takes)."""
+
+    def __init__(self, sub: JetStreamContext.PullSubscription) -> None:
+        self.sub = sub
+        self.msgs: dict[int, Msg] = {}
+
+    async def fetch(self, count: int, timeout_s: float) -> list[Fetched]:
+        try:
+            msgs = await self.sub.fetch(count, timeout=timeout_s)
+        except TimeoutError:  # nats-py raises its own and asyncio's: nothing to fetch yet
+            return []
+        out = []
+        for m in msgs:
+            seq, stored_ms = _position(m)
+            self.msgs[seq] = m
+            out.append(Fetched(seq, stored_ms, m.subject, m.data, m.reply or ""))
+        return out
+
+    async def ack(self, batch: list[Fetched]) -> None:
+        """Every message acked; the last one waits for the server's confirmation, which
+        follows the others on the same connection."""
+        msgs = [self.msgs.pop(f.seq) for f in batch if f.seq in self.msgs]
+        if not msgs:
+            return
+        for msg in msgs[:-1]:
+            await msg.ack()
+        await msgs[-1].ack_sync(timeout=ACK_TIMEOUT_S)
+
+    async def close(self) -> None:
+        await self.sub.unsubscribe()
+
+
+class _WireSource:
+    """The lean data path (:mod:`streams.projections.pull`) on the consumer ``sub`` made."""
+
+    def __init__(self, client: PullClient, sub: JetStreamContext.PullSubscription) -> None:
+        self.client = client
+        self.sub = sub
+        self.stream = STREAM
+        self.consumer = str(sub._consumer)
+
+    async def fetch(self, count: int, timeout_s: float) -> list[Fetched]:
+        return await self.client.fetch(self.stream, self.consumer, count, timeout_s)
+
+    async def ack(self, batch: list[Fetched]) -> None:
+        await self.client.ack(batch, ACK_TIMEOUT_S)
+
+    async def close(self) -> None:
+        await self.client.close()
+        await self.sub.unsubscribe()
 
 
 async def _settle(writing: asyncio.Task[None]) -> None:
@@ -331,14 +396,10 @@ def _poison_row(table: str, row: Row, err: Exception) -> Row:
     return [seq, idx, "", error, repr(row)[:65536], int(time.time() * 1000)]
 
 
-def _messages(batch: list[Msg]) -> list[tuple[int, str, bytes, int]]:
+def _messages(batch: list[Fetched]) -> list[tuple[int, str, bytes, int]]:
     """(stream sequence, subject, data, stored ms): the stored time is the message's own, so a
     replay writes the very same poison rows."""
-    messages = []
-    for m in batch:
-        seq, stored_ms = _position(m)
-        messages.append((seq, m.subject, m.data, stored_ms))
-    return messages
+    return [(m.seq, m.subject, m.data, m.stored_ms) for m in batch]
 
 
 def _position(msg: Msg) -> tuple[int, int]:
@@ -352,7 +413,3 @@ def _position(msg: Msg) -> tuple[int, int]:
         return int(tokens[7]), int(tokens[9]) // 1_000_000
     meta = msg.metadata
     return int(meta.sequence.stream), int(meta.timestamp.timestamp() * 1000)
-
-
-def _seq(msg: Msg) -> int:
-    return _position(msg)[0]

@@ -178,10 +178,16 @@ async def test_published_events_become_rows(js: JetStreamContext, store: Store) 
     assert events.next_cursor is not None
 
 
+WIRE = pytest.mark.parametrize("wire", [False, True], ids=["nats-py", "wire"])
+"""Both data paths of the projector: nats-py's fetch, and streams.projections.pull."""
+
+
+@WIRE
 async def test_live_events_arrive_while_the_projector_runs(
-    js: JetStreamContext, store: Store
+    js: JetStreamContext, store: Store, nats_server: EmbeddedNats, wire: bool
 ) -> None:
-    projector = Projector(js, store, FAST)
+    projector = Projector(js, store, FAST, nats_url=nats_server.url if wire else None)
+    assert (projector.nats_url is not None) == wire
     projector.start()
     try:
         first = await publish(js, history(stations=1, transactions=1))
@@ -236,9 +242,11 @@ async def test_rebuild_equals_incremental_and_the_live_projector_continues(
     assert again.stats.messages == 1
 
 
+@WIRE
 async def test_crash_between_insert_and_ack_gives_no_duplicates_and_nothing_missing(
-    js: JetStreamContext, store: Store
+    js: JetStreamContext, store: Store, nats_server: EmbeddedNats, wire: bool
 ) -> None:
+    url = nats_server.url if wire else None
     last = await publish(js, history())
     crashes = 0
 
@@ -248,13 +256,13 @@ async def test_crash_between_insert_and_ack_gives_no_duplicates_and_nothing_miss
             crashes += 1
             raise InjectedCrashError("killed after insert, before ack")
 
-    doomed = Projector(js, store, FAST, after_insert=crash_once)
+    doomed = Projector(js, store, FAST, after_insert=crash_once, nats_url=url)
     doomed.start()
     with pytest.raises(InjectedCrashError):
         await doomed.wait()
     (inserted,) = await store.query("SELECT count() AS n FROM events")
     assert inserted["n"] > 0  # the batch is in, its ack never left
-    restarted = Projector(js, store, FAST)
+    restarted = Projector(js, store, FAST, nats_url=url)
     restarted.start()
     try:
         await projected(store, restarted, last)
@@ -376,8 +384,9 @@ async def test_serve_projects_the_gateway_and_keeps_it_across_a_restart(
         await again.stop()
 
 
+@WIRE
 async def test_the_projector_recovers_by_itself_after_nats_dies(
-    nats_server: EmbeddedNats, store: Store
+    nats_server: EmbeddedNats, store: Store, wire: bool
 ) -> None:
     """SIGKILL nats-server under the projector, start it again on the same port and store:
     the projector reconnects, and everything published before and after is projected once."""
@@ -388,7 +397,7 @@ async def test_the_projector_recovers_by_itself_after_nats_dies(
     await ensure_stream(js, StreamSettings())
     messages = history(stations=2, transactions=2)
     half = len(messages) // 2
-    projector = Projector(js, store, FAST)
+    projector = Projector(js, store, FAST, nats_url=nats_server.url if wire else None)
     projector.start()
     again: EmbeddedNats | None = None
     try:

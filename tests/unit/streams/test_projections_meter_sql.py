@@ -187,12 +187,9 @@ async def test_replay_and_redelivery_give_the_same_rows_once(store: Store) -> No
 def test_the_sql_unit_table_is_the_python_one() -> None:
     """007's transform() arrays spell streams/projections/units.py's table."""
     sql = (schema.SCHEMA_DIR / "007_meter_values_from_events.sql").read_text()
-    arrays = [
-        re.findall(r"'([^']*)'", body)
-        for body in re.findall(
-            r"\[([^\]]*)\]", sql.split("AS sv_base_unit")[0].split("transform(")[-1]
-        )
-    ]
+    table = re.search(r"transform\(unit_or_wh,\s*\[([^\]]*)\],\s*\[([^\]]*)\],\s*unit_or_wh\)", sql)
+    assert table is not None
+    arrays = [re.findall(r"'([^']*)'", table[1]), re.findall(r"'([^']*)'", table[2])]
     names, bases = arrays
     assert dict(zip(names, bases, strict=True)) == {u: units.base_unit(u)[0] for u in names}
     assert set(names) == set(units._UNITS)

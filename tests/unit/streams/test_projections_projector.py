@@ -12,7 +12,12 @@ import pytest
 from nats.errors import TimeoutError as NatsTimeoutError
 
 from streams import envelope, schema
-from streams.projections.projector import InjectedCrashError, Projector, ProjectorConfig
+from streams.projections.projector import (
+    InjectedCrashError,
+    Projector,
+    ProjectorConfig,
+    _NatsPySource,
+)
 from streams.store import Store
 from tests.chdb_engine import engine_url, fresh_database
 from tests.projection_events import ScriptedStation
@@ -73,10 +78,10 @@ def projector(store: Store, sub: FakeSub, **kwargs: Any) -> Projector:
     config = ProjectorConfig(max_messages=2, max_delay_s=0.0, fetch_timeout_s=0.01)
     p = Projector(None, store, config, **kwargs)  # type: ignore[arg-type]
 
-    async def subscribe() -> Any:
-        return sub
+    async def source() -> Any:
+        return _NatsPySource(sub)  # type: ignore[arg-type]
 
-    p._subscribe = subscribe  # type: ignore[method-assign]
+    p._source = source  # type: ignore[method-assign]
     return p
 
 
