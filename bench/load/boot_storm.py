@@ -31,8 +31,8 @@ from bench.fleet.model import FleetResult
 from bench.load import report
 from bench.load.environment import environment
 from bench.load.model import Report
-from bench.load.progress import Progress
-from bench.load.servers import ROOT, SIM_CPU, Launcher, pinned
+from bench.load.progress import Progress, run_watched
+from bench.load.servers import SIM_CPU, Launcher, pinned
 from bench.load.steady import failures
 from bench.load.tls import make_server_certificate
 
@@ -81,27 +81,18 @@ def storm(
         server = launcher.start(name)
         argv = [sys.executable, "-m", "bench.fleet", "--url", server.url]
         argv += ["--stations", str(stations), "--scenario", "boot-storm", "--version", "1.6"]
-        argv += ["--duration", str(LIMIT_S), "--prefix", f"{name}-{concurrency}-", "--quiet"]
+        argv += ["--duration", str(LIMIT_S), "--prefix", f"{name}-{concurrency}-"]
         argv += ["--connect-concurrency", str(concurrency)]
         argv += ["--source-addresses", str(SOURCE_ADDRESSES)]
         if launcher.tls is not None:
             argv += ["--ca-file", str(launcher.tls.ca_file)]
         before = listen_overflows()
         log = scratch / f"fleet-{name}-{transport}-{concurrency}.log"
-        with log.open("wb") as err:
-            done = subprocess.run(
-                pinned(argv, SIM_CPU, False),
-                cwd=ROOT,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=err,
-                timeout=LIMIT_S + 90,
-                check=False,
-            )
-        run.listen_overflows = listen_overflows() - before
-        if done.returncode != 0:
-            raise RuntimeError(f"simulator exited with {done.returncode}; see {log}")
-        run.result = msgspec.json.decode(done.stdout.strip().splitlines()[-1], type=FleetResult)
+        try:
+            stdout = run_watched(pinned(argv, SIM_CPU, False), log, LIMIT_S + 90)
+        finally:
+            run.listen_overflows = listen_overflows() - before
+        run.result = msgspec.json.decode(stdout.strip().splitlines()[-1], type=FleetResult)
     except (RuntimeError, OSError, subprocess.SubprocessError, msgspec.DecodeError) as err:
         run.failure = f"{type(err).__name__}: {err}"
     finally:

@@ -28,9 +28,9 @@ from bench.fleet.model import FleetResult
 from bench.load import report
 from bench.load.environment import environment
 from bench.load.model import Report
-from bench.load.progress import Progress
+from bench.load.progress import Progress, run_watched
 from bench.load.report import Section
-from bench.load.servers import ROOT, SIM_CPU, Launcher, pinned, rss_kb
+from bench.load.servers import SIM_CPU, Launcher, pinned, rss_kb
 
 FD_HEADROOM = 256
 SETTLE_S = 1.0
@@ -70,7 +70,7 @@ def steady(
         server = launcher.start(name)
         time.sleep(SETTLE_S)
         run.rss_idle_kb = {n: rss_kb(pid) for n, pid in server.pids.items()}
-        argv = [sys.executable, "-m", "bench.fleet", "--url", server.url, "--quiet"]
+        argv = [sys.executable, "-m", "bench.fleet", "--url", server.url]
         argv += ["--stations", str(args.stations), "--scenario", scenario, "--version", "1.6"]
         argv += ["--duration", str(args.duration), "--prefix", f"{name}-st-"]
         argv += ["--connect-concurrency", "100", "--set", "authorize=false"]
@@ -78,19 +78,9 @@ def steady(
         for n, pid in server.pids.items():
             argv += ["--watch", f"{n}={pid}"]
         log = scratch / f"fleet-{name}-{scenario}.log"
-        with log.open("wb") as err:
-            done = subprocess.run(
-                pinned(argv, SIM_CPU, False),
-                cwd=ROOT,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=err,
-                timeout=warmup_s + args.duration + 240,
-                check=False,
-            )
-        if done.returncode != 0:
-            raise RuntimeError(f"simulator exited with {done.returncode}; see {log}")
-        run.result = msgspec.json.decode(done.stdout.strip().splitlines()[-1], type=FleetResult)
+        timeout_s = warmup_s + args.duration + 240
+        stdout = run_watched(pinned(argv, SIM_CPU, False), log, timeout_s)
+        run.result = msgspec.json.decode(stdout.strip().splitlines()[-1], type=FleetResult)
     except (RuntimeError, OSError, subprocess.SubprocessError, msgspec.DecodeError) as err:
         run.failure = f"{type(err).__name__}: {err}"
     finally:
