@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+import uvloop
 
 from csms import settings as settings_module
 from csms.settings import Settings
@@ -69,6 +70,11 @@ def add_parsers(sub: Any) -> dict[str, Command]:
         action.add_argument("--clickhouse-url")
         action.add_argument("--nats-url", help="default: the embedded nats-server of --data-dir")
         action.add_argument("--config", help="a csms.toml file")
+    run.add_argument(
+        "--store-socket",
+        help="also answer reads of the store on this Unix socket (how csms serve's API reads "
+        "the embedded engine its projector child holds)",
+    )
     return {"query": _query, "report": _report, "projections": _projections}
 
 
@@ -248,15 +254,17 @@ def _print(names: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str) -> int
 def _projections(args: argparse.Namespace) -> int:
     config = _settings(args)
     if args.action == "run":
-        return asyncio.run(_run_projector(config))
+        return uvloop.run(_run_projector(config, args.store_socket))
     return asyncio.run(_rebuild(config))
 
 
-async def _run_projector(config: Settings) -> int:
+async def _run_projector(config: Settings, store_socket: str | None = None) -> int:
     """The projector in a process of its own until SIGTERM/SIGINT: the gateways keep their CPU
-    for stations, and with a ClickHouse server any number of API processes can read."""
+    for stations, and with a ClickHouse server any number of API processes can read. With
+    ``store_socket`` (``csms serve`` starts it so) reads of the store are answered there."""
     import signal
 
+    from streams.projections.remote import serve_store
     from streams.projections.service import start_projections
 
     if config.nats_url is None:
@@ -266,12 +274,17 @@ async def _run_projector(config: Settings) -> int:
     if projections is None:
         print(f"csms: cannot open the store {_store_url(config)} (see the log)", file=sys.stderr)
         return 2
+    server = None
+    if store_socket:
+        server = await serve_store(projections.store, store_socket)
     print(f"csms: projecting {config.nats_url} into {_store_url(config)}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
+    if server is not None:
+        await server.close()
     await projections.stop()
     stats = projections.projector.stats
     print(f"csms: stopped after {stats.messages} messages, {stats.rows} rows", flush=True)

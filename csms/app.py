@@ -12,6 +12,7 @@ import os
 import signal
 import socket
 import ssl
+import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -43,7 +44,7 @@ from streams.id_tokens import KvTokens
 from streams.nats_servers import servers
 from streams.presence import PresenceWriter
 from streams.presence import open_bucket as open_presence
-from streams.projections.service import Projections, start_projections
+from streams.projections.process import ProjectorProcess, start_projector_process
 from streams.provision import StreamSettings, ensure_stream
 from streams.publisher import JetStreamPublisher
 from streams.registry import StationRegistry
@@ -71,8 +72,8 @@ class Running:
     tokens: KvTokens | None = None
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     registry: StationRegistry | None = None
-    projections: Projections | None = None
-    """The ClickHouse store and the projector (None: analytics unavailable)."""
+    projections: ProjectorProcess | None = None
+    """The projector child process and the store the API reads (None: analytics unavailable)."""
 
     @property
     def healthy(self) -> bool:
@@ -224,11 +225,28 @@ async def start(settings: Settings) -> Running:
     running = Running(settings, gateway, publisher, nc, url, embedded, registry=registry)
     running.presence, running.commands, running.tokens = presence, commands, tokens
     if settings.projections:
-        running.projections = await start_projections(
-            url, settings.clickhouse_url or default_clickhouse_url(settings.data_dir)
+        clickhouse_url = settings.clickhouse_url or default_clickhouse_url(settings.data_dir)
+        running.projections = await start_projector_process(
+            _projector_command(url, clickhouse_url), clickhouse_url
         )
     running.services, running.api = await _serve_api(running)
     return running
+
+
+def _projector_command(nats_url: str, clickhouse_url: str) -> list[str]:
+    """The projector as a child process (``csms projections run``): the gateway's loop and GIL
+    never wait for a fold or an insert."""
+    return [
+        sys.executable,
+        "-m",
+        "csms",
+        "projections",
+        "run",
+        "--nats-url",
+        nats_url,
+        "--clickhouse-url",
+        clickhouse_url,
+    ]
 
 
 def _tls_context(settings: Settings) -> ssl.SSLContext | None:

@@ -20,8 +20,8 @@ class Settings:
     """None: start an embedded nats-server under data_dir."""
     clickhouse_url: str | None = None
     projections: bool = True
-    """Run the projector in this process (off: a gateway-only process, e.g. when projections run
-    elsewhere, or in the gateway throughput benchmark)."""
+    """Run the projector, as a child process of ``csms serve`` (off: a gateway-only process, e.g.
+    when ``csms projections run`` runs elsewhere, or in the gateway throughput benchmark)."""
     heartbeat_interval_s: int = 300
     ping_interval_s: float = 60.0
     """Idle time before the gateway pings a station."""

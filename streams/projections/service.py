@@ -62,7 +62,10 @@ async def start_projections(
         raise
     durable = await durable_for(store)
     projector = Projector(
-        nc.jetstream(), store, dataclasses.replace(config or ProjectorConfig(), durable=durable)
+        nc.jetstream(),
+        store,
+        dataclasses.replace(config or ProjectorConfig(), durable=durable),
+        nats_url=nats_url,
     )
     projector.start()
     log.info("projections: %s (database %s, consumer %s)", clickhouse_url, store.database, durable)
