@@ -213,7 +213,8 @@ def render(profile: ProfileReport) -> str:
             + (f" ({p.answered_per_s / plain:.0%} of plain)" if plain and p.tool != "plain" else "")
             for p in profile.passes
         )
-        + ".",
+        + " (a profiler's overhead shows in its rate only on a quiet machine: on a shared one the "
+        "passes' rates differ by more than that; the shares below are what to read).",
     ]
     for p in profile.passes:
         if p.failure:
