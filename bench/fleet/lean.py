@@ -41,8 +41,16 @@ def control(transport: WSTransport, frame: WSFrame) -> None:
 class LeanShared:
     """What every lean station of one run reads and updates (single-threaded)."""
 
-    def __init__(self, scenario: Scenario, version: str, rate_per_station: float | None) -> None:
+    def __init__(
+        self,
+        scenario: Scenario,
+        version: str,
+        rate_per_station: float | None,
+        transact: bool = True,
+    ) -> None:
         self.loop = asyncio.get_running_loop()
+        self.transact = transact
+        """Start the transaction after boot (False: idle stations, booted and nothing else)."""
         self.scenario = scenario
         self.dialect = dialect(version)
         self.interval = 1.0 / rate_per_station if rate_per_station else None
@@ -180,18 +188,22 @@ class LeanStation(WSListener):
             payload = json.loads(data)[2] if accepted else {}
         except (ValueError, IndexError):
             payload = {}
+        if not isinstance(payload, dict):
+            payload = {}
         if self.phase == BOOTING:
             # The echo ceiling answers {} to all but BootNotification: a CALLRESULT is enough.
             if not accepted or payload.get("status", "Accepted") != "Accepted":
                 self.shared.errors["boot"] += 1
                 self.booted.set_result(False)
                 return
-            self.phase = STARTING
-            self._start_transaction()
-            return
+            if self.shared.transact:
+                self.phase = STARTING
+                self._start_transaction()
+                return
+            accepted = True
         if not accepted:
             self.shared.errors["start"] += 1
-        transaction_id = payload.get("transactionId") if isinstance(payload, dict) else None
+        transaction_id = payload.get("transactionId")
         if isinstance(transaction_id, int):
             self.tx.transaction_id = transaction_id
         self.phase = METERING

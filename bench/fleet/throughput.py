@@ -12,7 +12,8 @@ values) one CALL at a time, as fast as answered (or at most ``--rate`` per secon
 scenario's ``warmup_s`` and then ``duration_s`` seconds, the measured window. Prints one JSON
 ``SimResult`` on stdout; with ``--progress``, a line a second on stderr.
 
-Idle mode, driven by the runner through stdin/stdout: connect and boot ``--warm`` stations, print
+Idle mode (stations boot and start no transaction), driven by the runner through stdin/stdout:
+connect and boot ``--warm`` stations, print
 ``warm``; on a line from stdin connect and boot N more, print ``ready``; on the next line (or
 EOF) close all and print the ``SimResult``.
 """
@@ -172,7 +173,7 @@ async def _step(line: str) -> None:
 
 
 async def idle(args: argparse.Namespace) -> SimResult:
-    shared = LeanShared(args.scenario, args.version, None)
+    shared = LeanShared(args.scenario, args.version, None, transact=False)
     stations: list[LeanStation] = []
     warm = 0
     try:
