@@ -8,7 +8,8 @@
     csms bench steady [--stations N]     stations at realistic rates: CPU, memory, latency
     csms bench burst [--stations N]      clock-aligned meter values, all in the same second
     csms bench micro [--quick]           per-frame parse + validate
-    csms bench projections [...]         projector ingest and lag
+    csms bench projections [...]         projector ingest, reports over a generated history
+    csms bench lag [--rates ...]         end-to-end lag: station send until the row is in ClickHouse
     csms bench plots                     PNG plots of bench/results/*.json, README section
     csms bench all [--smoke|--full]      every scenario above in turn (not micro: make bench-micro)
 
@@ -36,6 +37,7 @@ MODULES = {
     "clock-aligned-burst": "bench.load.burst",
     "micro": "bench.micro",
     "projections": "bench.projections",
+    "lag": "bench.load.lag",
     "plots": "bench.plots",
 }
 SMOKE_DIR = ROOT / ".csms" / "bench-smoke"
@@ -47,6 +49,7 @@ PLANS: dict[str, list[tuple[str, list[str]]]] = {
         ("steady", ["--stations", "50", "--duration", "5"]),
         ("burst", ["--stations", "50", "--duration", "16"]),
         ("projections", ["--quick"]),
+        ("lag", ["--quick"]),
     ],
     "": [
         ("load", []),
@@ -55,6 +58,7 @@ PLANS: dict[str, list[tuple[str, list[str]]]] = {
         ("steady", []),
         ("burst", []),
         ("projections", []),
+        ("lag", []),
     ],
     "--full": [
         ("load", ["--full"]),
@@ -63,9 +67,10 @@ PLANS: dict[str, list[tuple[str, list[str]]]] = {
         ("steady", ["--stations", "20000", "--duration", "300"]),
         ("burst", []),
         ("projections", []),
+        ("lag", []),
     ],
 }
-OWN_OUTPUT = {"load", "profile", "boot-storm", "steady", "burst"}
+OWN_OUTPUT = {"load", "profile", "boot-storm", "steady", "burst", "lag"}
 """Runners that take --json and --readme (the smoke run sends them to SMOKE_DIR)."""
 JSON_NAMES = {"boot-storm": "boot_storm"}
 

@@ -45,6 +45,8 @@ class Server:
     name: str
     url: str
     children: list[Child]
+    api_url: str = ""
+    """csms: its operator API (the lag benchmark reads the projections there)."""
 
     @property
     def pids(self) -> dict[str, int]:
@@ -79,6 +81,9 @@ class Launcher:
     nofile: int
     tls: TlsFiles | None = None
     """Serve wss:// with these files (the servers' URLs are then wss://)."""
+    projections: bool = False
+    """csms with its projector (a child process of ``csms serve``, into chDB under the scratch
+    directory): the end-to-end lag benchmark (bench/load/lag.py). Off for the gateway benches."""
     children: list[Child] = field(default_factory=list)
 
     def launch(self, name: str, argv: list[str], ready: str) -> Child:
@@ -124,13 +129,15 @@ class Launcher:
         )
         port = free_port(HOST)
         argv = [sys.executable, "-m", "csms", "serve", "--host", HOST, "--ocpp-port", str(port)]
-        argv += ["--api-port", str(free_port(HOST)), "--data-dir", str(self.scratch / "csms")]
+        api_port = free_port(HOST)
+        argv += ["--api-port", str(api_port), "--data-dir", str(self.scratch / "csms")]
         argv += ["--nats-url", f"nats://{HOST}:{nats_port}"]
         # The gateway under test alone: the projector has its own benchmark (bench/projections);
         # every simulated station connects from 127.0.0.1, so the per-address cap of pending
         # handshakes (a defence against one abusive address) is lifted here.
         config = self.scratch / "csms.toml"
-        text = "projections = false\nmax_pending_handshakes_per_address = 100000\n"
+        text = f"projections = {'true' if self.projections else 'false'}\n"
+        text += "max_pending_handshakes_per_address = 100000\n"
         url = f"ws://{HOST}:{port}/ocpp"
         if self.tls is not None:
             tls_port = free_port(HOST)
@@ -142,7 +149,7 @@ class Launcher:
         config.write_text(text)
         argv += ["--config", str(config)]
         csms = self.launch("csms", argv, "csms: OCPP on ws://")
-        return Server("csms", url, [csms, nats])
+        return Server("csms", url, [csms, nats], api_url=f"http://{HOST}:{api_port}")
 
     def python_server(self, name: str, module: str) -> Server:
         port = free_port(HOST)

@@ -227,7 +227,11 @@ class Projector:
                     if writing is not None:
                         await writing
                     return
-                msgs = await source.fetch(c.max_messages - len(batch), c.fetch_timeout_s)
+                # an open batch waits no longer than its deadline: caught up, it closes at once
+                wait_s = c.fetch_timeout_s
+                if batch:
+                    wait_s = max(0.0, min(wait_s, c.max_delay_s - (loop.time() - first_at)))
+                msgs = await source.fetch(c.max_messages - len(batch), wait_s)
                 if msgs and not batch:
                     first_at = loop.time()
                 batch.extend(msgs)
@@ -331,7 +335,7 @@ class _NatsPySource:
 
     async def fetch(self, count: int, timeout_s: float) -> list[Fetched]:
         try:
-            msgs = await self.sub.fetch(count, timeout=timeout_s)
+            msgs = await self.sub.fetch(count, timeout=max(timeout_s, 0.01))
         except TimeoutError:  # nats-py raises its own and asyncio's: nothing to fetch yet
             return []
         out = []

@@ -28,6 +28,8 @@ from streams.nats_servers import servers
 CRLF: Final = b"\r\n"
 MAX_MESSAGE: Final = 64 * 1024 * 1024
 READ_BYTES: Final = 1 << 20
+NO_WAIT_S: Final = 2.0
+"""Bound on waiting for the answer to a no_wait request (it normally comes at once)."""
 
 
 class PullError(ConnectionError):
@@ -136,8 +138,9 @@ class PullClient:
             if len(self._ready) < batch:
                 # what is there now: the server answers a no_wait request at once
                 done = self._request(stream, consumer, batch - len(self._ready), None)
-                await self._read_until(lambda: done() or len(self._ready) >= batch, timeout_s)
-            if not self._ready:
+                # the server answers a no_wait request at once (messages, then a 404 status)
+                await self._read_until(lambda: done() or len(self._ready) >= batch, NO_WAIT_S)
+            if not self._ready and timeout_s > 0:
                 # nothing: a lingering request; return with the first message(s)
                 done = self._request(stream, consumer, batch, timeout_s)
                 await self._read_until(lambda: done() or bool(self._ready), timeout_s + 1.0)
