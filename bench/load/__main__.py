@@ -194,7 +194,9 @@ def main(argv: list[str]) -> int:
     scratch = Path(tempfile.mkdtemp(prefix="bench-load-"))
     nofile = plan.idle_stations + plan.warm_stations + FD_HEADROOM
     launcher = Launcher(scratch, realtime, nofile)
-    options = scenarios.SimOptions(realtime, scratch)
+    options = scenarios.SimOptions(
+        realtime, scratch, 0.2 if size == "smoke" else scenarios.SETTLE_S
+    )
     names = args.servers.split(",")
     progress = Progress(steps(plan) * len(names))
     try:

@@ -27,6 +27,8 @@ SETTLE_S = 1.0
 class SimOptions:
     realtime: bool
     scratch: Path
+    settle_s: float = SETTLE_S
+    """Pause before reading RSS and between scenarios (a smoke run shortens it)."""
 
 
 SCENARIO = "throughput"
@@ -78,7 +80,7 @@ def throughput(
         )
     if done.returncode != 0:
         raise RuntimeError(f"simulator exited with {done.returncode}; see {log}")
-    time.sleep(SETTLE_S)
+    time.sleep(options.settle_s)
     return _decode(done.stdout.decode(), str(log))
 
 
@@ -105,12 +107,12 @@ def idle_memory(server: Server, stations: int, warm: int, options: SimOptions) -
     assert sim.stdout is not None
     try:
         _line(sim.stdout, CONNECT_ALLOWANCE_S)
-        time.sleep(SETTLE_S)
+        time.sleep(options.settle_s)
         before = {name: rss_kb(pid) for name, pid in server.pids.items()}
         sim.stdin.write(b"go\n")
         sim.stdin.flush()
         _line(sim.stdout, CONNECT_ALLOWANCE_S + stations / 100)
-        time.sleep(2 * SETTLE_S)
+        time.sleep(2 * options.settle_s)
         after = {name: rss_kb(pid) for name, pid in server.pids.items()}
         out = sim.communicate(b"close\n", timeout=CONNECT_ALLOWANCE_S)[0].decode()
     finally:
@@ -118,5 +120,5 @@ def idle_memory(server: Server, stations: int, warm: int, options: SimOptions) -
             sim.kill()
             sim.wait()
     result = _decode(out, str(log))
-    time.sleep(SETTLE_S)
+    time.sleep(options.settle_s)
     return IdleResult(result.stations, result.connected, warm, before, after, result.errors)
