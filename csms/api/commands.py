@@ -34,7 +34,7 @@ Wait = Annotated[
     summary="Send an OCPP request to a station",
     responses={
         202: ResponseSpec(CommandResult, description="Accepted (wait=0): poll the command"),
-        **problems(400, 401, 404, 422, 502, 504),
+        **problems(400, 401, 404, 409, 422, 502, 504),
     },
 )
 async def send_command(

@@ -27,7 +27,7 @@ from csms.api.services import Services
 from streams.presence import StationPresence
 
 Id = Annotated[int, msgspec.Meta(ge=0, le=2**31 - 1)]
-RESPONSES = problems(400, 401, 404, 422, 502, 504)
+RESPONSES = problems(400, 401, 404, 409, 422, 502, 504)
 
 
 class ActionOutcome(msgspec.Struct, kw_only=True):

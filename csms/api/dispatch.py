@@ -97,6 +97,36 @@ def validate(version: str, action: str, payload: Any) -> None:
         ) from None
 
 
+def _sets_password(action: str, payload: Any) -> bool:
+    if action == "ChangeConfiguration":
+        return str(payload.get("key", "")).lower() == "authorizationkey"
+    if action == "SetVariables":
+        return any(
+            str(item.get("component", {}).get("name", "")).lower() == "securityctrlr"
+            and str(item.get("variable", {}).get("name", "")).lower() == "basicauthpassword"
+            for item in payload.get("setVariableData", [])
+        )
+    return False
+
+
+def refuse_credential_change(action: str, payload: Any) -> None:
+    """409 for a station credential sent around the registry: a password (1.6 AuthorizationKey,
+    2.x SecurityCtrlr.BasicAuthPassword) or a certificate (CertificateSigned). The registry must
+    stage the new credential before the station gets it and drop the old one only once the
+    station accepted (A01.FR.03, A02), and a password must not land in the command log
+    (A01.FR.09): ``csms stations rotate-password`` / ``renew-certificate`` do it that way."""
+    if _sets_password(action, payload):
+        raise ProblemError(
+            409, "credential-change",
+            "station passwords are changed with `csms stations rotate-password`",
+        )  # fmt: skip
+    if action == "CertificateSigned":
+        raise ProblemError(
+            409, "credential-change",
+            "station certificates are renewed with `csms stations renew-certificate`",
+        )  # fmt: skip
+
+
 def new_record(station_id: str, action: str, payload: dict[str, Any], by: str) -> CommandRecord:
     now = utc_now()
     return CommandRecord(
@@ -198,6 +228,7 @@ async def run_on(
     """:func:`run` for a station already looked up (the convenience endpoints need its version
     to build the payload)."""
     validate(presence.ocpp_version, action, payload)
+    refuse_credential_change(action, payload)
     record = new_record(presence.station_id, action, payload, requested_by)
     if wait_s <= 0:
         await services.log.put(record)

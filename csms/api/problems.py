@@ -103,6 +103,7 @@ _DESCRIPTIONS = {
     400: "Malformed request",
     401: "An API key is required, or the key is unknown or revoked",
     404: "Unknown or offline station (or unknown resource)",
+    409: "A station credential (password, certificate): changed only through `csms stations`",
     422: "Invalid payload: nothing was sent to the station",
     502: "The station answered with a CALLERROR (or an answer that does not conform)",
     504: "No answer from the station in time, or it disconnected first",
