@@ -127,42 +127,35 @@ _TRANSACTIONS: Final = """
 WITH
 ids AS (
     SELECT corr, any(transaction_id) AS tid
-    FROM transaction_facts FINAL
-    WHERE fact = 'start_id' {facts_where}
+    FROM transaction_start_ids
+    WHERE 1 {facts_where}
     GROUP BY corr
-),
-facts AS (
-    SELECT f.*, if(f.transaction_id = '', ids.tid, f.transaction_id) AS tx,
-        ifNull(f.seq_no, -1) AS ord_seq
-    FROM (SELECT * FROM transaction_facts FINAL WHERE fact != 'start_id' {facts_where}) AS f
-    LEFT JOIN ids ON f.corr = ids.corr
 ),
 grouped AS (
     SELECT
-        station_id,
-        tx AS transaction_id,
-        any(ocpp_version) AS ocpp_version,
-        any(evse_id) AS evse_id,
-        any(connector_id) AS connector_id,
-        argMinIf(id_token, (at, ord_seq, stream_seq, idx, n), id_token != '') AS id_token,
-        countIf(fact IN ('start', 'started')) > 0 AS has_start,
-        countIf(fact IN ('stop', 'ended')) > 0 AS has_stop,
-        minIf(at, fact IN ('start', 'started')) AS start_at,
-        maxIf(at, fact IN ('stop', 'ended')) AS stop_at,
-        min(at) AS first_at,
-        argMinIf(meter_wh, (role != 'begin', at, ord_seq, stream_seq, idx, n),
-                 role != 'end' AND meter_wh IS NOT NULL) AS meter_start_wh,
-        argMaxIf(meter_wh, (role = 'end', at, ord_seq, stream_seq, idx, n),
-                 role != 'begin' AND meter_wh IS NOT NULL) AS meter_stop_wh,
-        argMaxIf(stop_reason, (at, ord_seq, stream_seq, idx, n), stop_reason != '') AS stop_reason,
-        max(offline) AS offline
-    FROM facts
+        a.station_id AS station_id,
+        if(a.transaction_id = '', ids.tid, a.transaction_id) AS tx,
+        anyMerge(ocpp_version_agg) AS ocpp_version,
+        anyMerge(evse_id_agg) AS evse_id,
+        anyMerge(connector_id_agg) AS connector_id,
+        argMinIfMerge(id_token_agg) AS id_token,
+        maxMerge(has_start_agg) > 0 AS has_start,
+        maxMerge(has_stop_agg) > 0 AS has_stop,
+        minIfMerge(start_at_agg) AS start_at,
+        maxIfMerge(stop_at_agg) AS stop_at,
+        minMerge(first_at_agg) AS first_at,
+        argMinIfMerge(meter_start_wh_agg) AS meter_start_wh,
+        argMaxIfMerge(meter_stop_wh_agg) AS meter_stop_wh,
+        argMaxIfMerge(stop_reason_agg) AS stop_reason,
+        maxMerge(offline_agg) AS offline
+    FROM (SELECT * FROM transaction_agg WHERE 1 {facts_where}) AS a
+    LEFT JOIN ids ON a.corr_key = ids.corr
     WHERE tx != ''
     GROUP BY station_id, tx
 ),
 transactions AS (
     SELECT
-        transaction_id,
+        tx AS transaction_id,
         station_id,
         ocpp_version,
         evse_id,

@@ -23,6 +23,8 @@ _FILE = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
 PROJECTION_TABLES = (
     "events",
     "transaction_facts",
+    "transaction_agg",
+    "transaction_start_ids",
     "meter_values",
     "status_notifications",
     "station_boots",
