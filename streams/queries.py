@@ -108,12 +108,12 @@ def _where(filters: Filters, params: dict[str, Any]) -> str:
         if value:
             conds.append(f"{column} = {{{column}:String}}")
             params[column] = value
-    for name, op, value in (("since", ">=", filters.since), ("until", "<", filters.until)):
-        if value is not None:
+    for name, op, bound in (("since", ">=", filters.since), ("until", "<", filters.until)):
+        if bound is not None:
             conds.append(
                 f"{filters.time_column} {op} fromUnixTimestamp64Milli({{{name}:Int64}}, 'UTC')"
             )
-            params[name] = _ms(value)
+            params[name] = _ms(bound)
     if filters.cursor is not None:
         cond, cursor_params = filters.cursor
         conds.append(cond)
@@ -293,8 +293,11 @@ async def list_meter_values(
             "(fromUnixTimestamp64Milli({c_at:Int64}, 'UTC'), {c_seq:UInt64}, {c_station:String})",
             {"c_at": int(at_ms), "c_seq": int(c_seq), "c_station": str(c_station)},
         )
-    equals = (("station_id", station_id), ("transaction_id", transaction_id))
-    equals += (("measurand", measurand),)
+    equals = (
+        ("station_id", station_id),
+        ("transaction_id", transaction_id),
+        ("measurand", measurand),
+    )
     where = _where(Filters(equals, "sampled_at", since, until, after), params)
     sql = (
         f"SELECT {_METER_COLUMNS}, version FROM meter_values FINAL {where} "
