@@ -83,6 +83,9 @@ class LeanStation(WSListener):
         self.shared = shared
         self.transport: WSTransport | None = None
         self.seq = 0
+        self.call_head = b'[2,"%d-' % index
+        self.answer_head = b'[3,"%d-' % index
+        """Unique ids are ``<index>-<seq>``: these are the frames' starts up to the seq."""
         self.answer = NOTHING
         """The CALLRESULT prefix ``[3,"<id>"`` awaited, or NOTHING."""
         self.metering = False
@@ -109,10 +112,10 @@ class LeanStation(WSListener):
         if transport is None or transport.is_disconnected or self.answer is not NOTHING:
             return
         self.seq += 1
-        unique_id = b"%d-%d" % (self.index, self.seq)
-        self.answer = b'[3,"' + unique_id + b'"'
+        seq = b"%d" % self.seq
+        self.answer = self.answer_head + seq + b'"'
         self.sent_ns = perf_counter_ns()
-        transport.send(TEXT, b'[2,"' + unique_id + suffix)
+        transport.send(TEXT, self.call_head + seq + suffix)
 
     def _start_transaction(self) -> None:
         dialect, tx = self.shared.dialect, self.tx
@@ -176,7 +179,8 @@ class LeanStation(WSListener):
             shared.errors["callerror"] += 1
         elif shared.recording:
             shared.answered += 1
-            shared.latencies_us.append(min((now - self.sent_ns) // 1000, MAX_US))
+            latency_us = (now - self.sent_ns) // 1000
+            shared.latencies_us.append(latency_us if latency_us < MAX_US else MAX_US)
         if shared.interval is None:
             self.send_meter()
         else:
