@@ -5,6 +5,8 @@ driven by the scenarios in ``bench/scenarios/*.toml``.
 
     python -m bench.fleet --url ws://host:port/ocpp --stations N --scenario steady
     csms simulate ...   (the same, from the csms command line)
+    python -m bench.fleet.throughput --url ... --stations N --version 2.0.1
+                        (the throughput scenario's lean stations: the load benchmark's driver)
 
 It talks to a CSMS only over the wire: it must not import ``csms`` (except ``csms.protocol`` in
 tests), so that it measures any CSMS the same way.
