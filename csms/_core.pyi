@@ -1,6 +1,7 @@
 """Typed face of the Rust extension ``csms._core`` (checked by ``mypy.stubtest`` in ``make lint``).
 
-Import it only through ``csms.protocol``.
+Import it only through ``csms.protocol`` (frames) or ``streams.nats_wire`` (the event writer's
+byte work: ``exchange_message``, ``scan_acks``).
 """
 
 from os import PathLike
@@ -112,3 +113,30 @@ class Codec:
         self, unique_id: str, code: str, description: str = "", details: Any = None
     ) -> bytes: ...
     def spell(self, code: str) -> str: ...
+
+def exchange_message(
+    subject: str,
+    reply_prefix: str,
+    token: int,
+    node_id: str,
+    session_id: str,
+    station_id: str,
+    ocpp_version: str,
+    unique_id: str,
+    action: str,
+    seq: int,
+    call: bytes,
+    call_at_ns: int,
+    answer_type: int,
+    answer: bytes,
+    answer_at_ns: int,
+) -> bytes:
+    """The NATS HPUB command storing a station's CALL (event ``seq``) and our answer (event
+    ``seq + 1``) as one message: a JSON array of two ``csms.frame`` envelopes, byte for byte what
+    ``streams.envelope.encode_many`` writes for them, with ``Nats-Msg-Id`` = the CALL's event id
+    and the reply subject ``<reply_prefix>.<token>``. ValueError if a frame is not UTF-8."""
+
+def scan_acks(data: bytes, start: int, prefix: bytes) -> tuple[int, list[tuple[int, int]]]:
+    """``(position, [(token, stream sequence), ...])``: the successful JetStream PubAcks
+    (``MSG <prefix>.<token> <sid> <len>``) in ``data`` from ``start`` on, up to the first
+    operation that is anything else or incomplete, which ends at ``position``."""

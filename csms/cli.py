@@ -75,8 +75,24 @@ def _serve(args: argparse.Namespace) -> int:
         "unknown_stations": args.unknown_stations,
     }
     config = settings.load(Path(args.config) if args.config else None, overrides)
+    _tune_gc()
     uvloop.run(app.serve(config))
     return 0
+
+
+GC_THRESHOLDS = (50_000, 20, 20)
+"""Young-generation collections every 50,000 net allocations instead of 700. Each collection
+walks the young objects still alive, which under load are about the same few thousand whatever
+the threshold, so rarer collections are less work in all (measured ~3 % of the gateway's CPU at
+the default). The frame path makes almost no reference cycles, so little waits longer."""
+
+
+def _tune_gc() -> None:
+    import gc
+
+    gc.collect()
+    gc.freeze()  # what start-up loaded is never garbage: keep it out of every collection
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 Command = Callable[[argparse.Namespace], int]

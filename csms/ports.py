@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from csms.domain.events import FrameEvent
+from csms.domain.events import FrameEvent, Origin
 
 
 class EventSink(Protocol):
@@ -22,6 +22,24 @@ class EventSink(Protocol):
     def submit(self, events: Sequence[FrameEvent], on_stored: Callable[[int], None]) -> None:
         """The same without a coroutine: call ``on_stored(stream_sequence)`` once stored (never
         before; retried until then). The gateway's hot path answers CALLs from this callback."""
+        ...
+
+    def submit_exchange(
+        self,
+        origin: Origin,
+        seq: int,
+        unique_id: str,
+        action: str,
+        call: bytes,
+        call_at_ns: int,
+        answer_type: int,
+        answer: bytes,
+        answer_at_ns: int,
+        on_stored: Callable[[int], None],
+    ) -> None:
+        """``submit(origin.exchange(...), on_stored)``: a station's CALL (event ``seq``) and our
+        answer (event ``seq + 1``) as one message, the frames as UTF-8 bytes. A sink may build
+        the message without a Python object per event (the gateway's hottest call)."""
         ...
 
 

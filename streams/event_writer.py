@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
 import secrets
 from collections.abc import Callable, Sequence
@@ -28,13 +27,16 @@ from urllib.parse import unquote, urlsplit
 
 import msgspec
 
-from csms.domain.events import FrameEvent
+from csms.domain.events import FrameEvent, Origin
 from streams import envelope, nats_wire
 from streams.subjects import subject
 
 log = logging.getLogger(__name__)
 
 OnStored = Callable[[int], None]
+
+SWEEP_S = 0.25
+"""How often overdue PubAcks are looked for (an ack timeout is honoured within this)."""
 
 
 class _PubAck(msgspec.Struct):
@@ -62,12 +64,14 @@ def supports(url: str) -> bool:
 
 
 class _Entry:
-    __slots__ = ("attempts", "data", "on_stored", "timer")
+    __slots__ = ("attempts", "data", "deadline", "on_stored")
 
     def __init__(self, data: bytes, on_stored: OnStored) -> None:
         self.data = data
         self.on_stored = on_stored
-        self.timer: asyncio.TimerHandle | None = None
+        self.deadline = 0.0
+        """Loop time by which the PubAck of the attempt in flight is due; 0: none in flight
+        (waiting to be sent, or to be retried)."""
         self.attempts = 0
 
 
@@ -78,7 +82,9 @@ class _Connection(asyncio.Protocol):
         self._writer = writer
         self._options = options
         self._subscribe = subscribe
-        self._parser = nats_wire.Parser()
+        self._tail = b""
+        """The start of an operation whose end has not arrived yet."""
+        self._inbox = writer._prefix.encode()
         self._out = bytearray()
         self._flush_scheduled = False
         self._loop = asyncio.get_running_loop()
@@ -92,26 +98,47 @@ class _Connection(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]  # uvloop's is not a subclass
 
     def data_received(self, data: bytes) -> None:
-        try:
-            ops = self._parser.feed(data)
-        except nats_wire.ProtocolError as err:
-            self._fail(err)
-            return
-        for op in ops:
-            if isinstance(op, nats_wire.Message):
-                self._writer._on_message(op)
-            elif op is nats_wire.PING:
-                self.write(b"PONG\r\n")
-            elif op is nats_wire.PONG:
-                self.pings_outstanding = 0
-                if not self.ready.done():
-                    self.ready.set_result(None)
-            elif isinstance(op, nats_wire.Info):
-                self._info(op.data)
-            elif isinstance(op, nats_wire.ServerError):
-                log.warning("NATS error: %s", op.text)
-                if not self.ready.done():
-                    self._fail(ConnectionError(f"NATS refused the connection: {op.text}"))
+        """PubAcks are read in Rust, in runs (``scan_acks``); anything else, one operation at a
+        time, by the general parser."""
+        if self._tail:
+            data = self._tail + data
+            self._tail = b""
+        acked = self._writer._acked
+        pos = 0
+        size = len(data)
+        while pos < size:
+            pos, acks = nats_wire.scan_acks(data, pos, self._inbox)
+            for token, seq in acks:
+                acked(token, seq)
+            if pos >= size:
+                break
+            try:
+                parsed = nats_wire.parse_one(data, pos)
+            except nats_wire.ProtocolError as err:
+                self._fail(err)
+                return
+            if parsed is None:
+                self._tail = data[pos:]
+                break
+            op, pos = parsed
+            if op is not None:
+                self._operation(op)
+
+    def _operation(self, op: nats_wire.Op) -> None:
+        if isinstance(op, nats_wire.Message):
+            self._writer._on_message(op)
+        elif op is nats_wire.PING:
+            self.write(b"PONG\r\n")
+        elif op is nats_wire.PONG:
+            self.pings_outstanding = 0
+            if not self.ready.done():
+                self.ready.set_result(None)
+        elif isinstance(op, nats_wire.Info):
+            self._info(op.data)
+        elif isinstance(op, nats_wire.ServerError):
+            log.warning("NATS error: %s", op.text)
+            if not self.ready.done():
+                self._fail(ConnectionError(f"NATS refused the connection: {op.text}"))
 
     def _info(self, info: dict[str, object]) -> None:
         if self.ready.done():
@@ -168,9 +195,13 @@ class EventWriter:
         self._ping_interval_s = ping_interval_s
         self._name = name
         self._prefix = f"_INBOX.{secrets.token_hex(11)}"
-        self._tokens = itertools.count(1)
-        self._entries: dict[str, _Entry] = {}
-        self._waiting: list[str] = []
+        self._token = 0
+        self._entries: dict[int, _Entry] = {}
+        """Unacknowledged messages by token (the last part of their reply subject), in order."""
+        self._waiting: list[int] = []
+        self._clock = 0.0
+        """Loop time, refreshed by the sweeper: deadlines need no clock read per message."""
+        self._sweeper: asyncio.TimerHandle | None = None
         self._conn: _Connection | None = None
         self._runner: asyncio.Task[None] | None = None
         self._pinger: asyncio.TimerHandle | None = None
@@ -199,7 +230,7 @@ class EventWriter:
         first = events[0]
         data = envelope.encode_many(events)
         headers = nats_wire.msg_id_headers(first.event_id)
-        token = str(next(self._tokens))
+        self._token = token = self._token + 1
         reply = f"{self._prefix}.{token}"
         entry = _Entry(
             nats_wire.hpub_command(subject(first.station_id), reply, headers, data), on_stored
@@ -207,61 +238,117 @@ class EventWriter:
         self._entries[token] = entry
         self._send(token, entry)
 
+    def submit_exchange(
+        self,
+        origin: Origin,
+        seq: int,
+        unique_id: str,
+        action: str,
+        call: bytes,
+        call_at_ns: int,
+        answer_type: int,
+        answer: bytes,
+        answer_at_ns: int,
+        on_stored: OnStored,
+    ) -> None:
+        """``submit`` of a CALL and its answer, the message built in one Rust call."""
+        self._token = token = self._token + 1
+        entry = _Entry(
+            nats_wire.exchange_message(
+                subject(origin.station_id),
+                self._prefix,
+                token,
+                origin.node_id,
+                origin.session_id,
+                origin.station_id,
+                origin.ocpp_version,
+                unique_id,
+                action,
+                seq,
+                call,
+                call_at_ns,
+                answer_type,
+                answer,
+                answer_at_ns,
+            ),
+            on_stored,
+        )
+        self._entries[token] = entry
+        conn = self._conn
+        if conn is None:
+            self._waiting.append(token)
+            return
+        entry.attempts = 1
+        conn.write(entry.data)
+        entry.deadline = self._clock + self._ack_timeout_s
+
     # -- sending, acks and retries -----------------------------------------------------
-    def _send(self, token: str, entry: _Entry) -> None:
+    def _send(self, token: int, entry: _Entry) -> None:
         conn = self._conn
         if conn is None:
             self._waiting.append(token)
             return
         entry.attempts += 1
         conn.write(entry.data)
-        loop = asyncio.get_running_loop()
-        entry.timer = loop.call_later(self._ack_timeout_s, self._expired, token)
+        entry.deadline = self._clock + self._ack_timeout_s
 
-    def _expired(self, token: str) -> None:
-        entry = self._entries.get(token)
-        if entry is not None:
-            entry.timer = None
-            self._failed(token, entry, "no PubAck in time")
+    def _sweep(self) -> None:
+        """Every SWEEP_S: messages whose PubAck is overdue are retried (one timer for all
+        messages instead of one per message)."""
+        now = self._clock = asyncio.get_running_loop().time()
+        overdue = [t for t, e in self._entries.items() if 0.0 < e.deadline <= now]
+        for token in overdue:
+            self._failed(token, self._entries[token], "no PubAck in time")
+        self._sweeper = asyncio.get_running_loop().call_later(SWEEP_S, self._sweep)
 
-    def _failed(self, token: str, entry: _Entry, why: str) -> None:
+    def _failed(self, token: int, entry: _Entry, why: str) -> None:
         self.failures += 1
         self.healthy = False
-        if entry.timer is not None:
-            entry.timer.cancel()
-            entry.timer = None
+        entry.deadline = 0.0
         delay = min(0.05 * 2 ** min(entry.attempts, 8), self._max_retry_delay_s)
         log.warning("event message %s not stored (%s); retrying in %.2fs", token, why, delay)
         asyncio.get_running_loop().call_later(delay, self._resend, token)
 
-    def _resend(self, token: str) -> None:
+    def _resend(self, token: int) -> None:
         entry = self._entries.get(token)
-        if entry is not None and entry.timer is None:
+        if entry is not None and entry.deadline == 0.0:
             self._send(token, entry)
 
-    def _on_message(self, msg: nats_wire.Message) -> None:
-        token = msg.subject.rpartition(".")[2]
-        entry = self._entries.get(token)
-        if entry is None or entry.timer is None:
-            return  # late ack of an attempt already retried or resolved: the next ack decides
-        if msg.headers:
-            status = nats_wire.header_status(msg.headers)
-            if status is not None and status != "100":
-                self._failed(token, entry, f"status {status}: no stream for the subject?")
-                return
-        try:
-            ack = _ack_decoder.decode(msg.payload)
-        except msgspec.DecodeError as err:
-            self._failed(token, entry, f"unreadable ack: {err}")
-            return
-        if ack.error is not None:
-            self._failed(token, entry, str(ack.error))
-            return
-        entry.timer.cancel()
-        del self._entries[token]
+    def _acked(self, token: int, seq: int) -> None:
+        """A successful PubAck (read by ``scan_acks``). A late one, for an attempt already
+        given up, still means stored: the retry it would have caused is not needed."""
+        entry = self._entries.pop(token, None)
+        if entry is None:
+            return  # a second ack of a message already reported stored
         self.published += 1
         self.healthy = True
-        entry.on_stored(ack.seq)
+        entry.on_stored(seq)
+
+    def _on_message(self, msg: nats_wire.Message) -> None:
+        """Any other message on the inbox: an error PubAck, a status (503: no stream), or an
+        ack shape ``scan_acks`` does not read."""
+        text = msg.subject.rpartition(".")[2]
+        token = int(text) if text.isascii() and text.isdigit() else -1
+        entry = self._entries.get(token)
+        if entry is None:
+            return  # not ours, or a message already reported stored
+        why = None
+        status = nats_wire.header_status(msg.headers) if msg.headers else None
+        if status is not None and status != "100":
+            why = f"status {status}: no stream for the subject?"
+        else:
+            try:
+                ack = _ack_decoder.decode(msg.payload)
+            except msgspec.DecodeError as err:
+                why = f"unreadable ack: {err}"
+            else:
+                if ack.error is not None:
+                    why = str(ack.error)
+                else:
+                    self._acked(token, ack.seq)
+                    return
+        if entry.deadline != 0.0:  # else already waiting to retry: that attempt decides
+            self._failed(token, entry, why)
 
     # -- connection lifecycle ------------------------------------------------------------
     async def start(self, timeout_s: float = 10.0) -> None:
@@ -313,15 +400,15 @@ class EventWriter:
         """A ready connection: resend everything not acknowledged yet, in submission order."""
         self._conn = conn
         self.healthy = True
-        pending = sorted(set(self._waiting) | set(self._entries), key=int)
+        pending = sorted(set(self._waiting) | set(self._entries))
         self._waiting.clear()
+        self._clock = asyncio.get_running_loop().time()
         for token in pending:
             entry = self._entries.get(token)
             if entry is not None:
-                if entry.timer is not None:
-                    entry.timer.cancel()
-                    entry.timer = None
                 self._send(token, entry)
+        if self._sweeper is None:
+            self._sweeper = asyncio.get_running_loop().call_later(SWEEP_S, self._sweep)
         self._schedule_ping()
 
     def _schedule_ping(self) -> None:
@@ -369,6 +456,8 @@ class EventWriter:
         self._closing = True
         if self._pinger is not None:
             self._pinger.cancel()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
         conn = self._conn
         if conn is not None and conn.transport is not None:
             conn._flush()
@@ -377,9 +466,6 @@ class EventWriter:
             self._runner.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._runner
-        for entry in self._entries.values():
-            if entry.timer is not None:
-                entry.timer.cancel()
 
     @property
     def in_flight(self) -> int:

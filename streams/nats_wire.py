@@ -11,6 +11,12 @@ import json
 from dataclasses import dataclass
 from typing import Final
 
+from csms._core import exchange_message, scan_acks
+
+__all__ = ["exchange_message", "scan_acks"]
+"""The hot half of the write path, in Rust: the HPUB of a CALL and its answer, and reading
+PubAcks without an object per ack (``csms._core``; pure byte work like the rest of this module)."""
+
 CRLF: Final = b"\r\n"
 MAX_CONTROL_LINE: Final = 4096
 """The server's own default limit for a protocol line."""
@@ -84,44 +90,46 @@ def header_status(headers: bytes) -> str | None:
     return None
 
 
+def parse_one(data: bytes, pos: int) -> tuple[Op | None, int] | None:
+    """The operation starting at ``data[pos]`` and the position after it (the operation is None
+    for +OK), or None if it is not complete yet. Raises ProtocolError for what is not NATS."""
+    end = data.find(CRLF, pos, pos + MAX_CONTROL_LINE + 2)
+    if end < 0:
+        if len(data) - pos > MAX_CONTROL_LINE:
+            raise ProtocolError("control line too long")
+        return None
+    line = data[pos:end]
+    verb = line[:4].upper()
+    if verb == b"MSG " or verb == b"HMSG":
+        subject, sid, header_len, total_len = _message_head(line)
+        start = end + 2
+        if len(data) < start + total_len + 2:
+            return None  # wait for the rest of the message
+        if data[start + total_len : start + total_len + 2] != CRLF:
+            raise ProtocolError("message not followed by CRLF: length mismatch")
+        body = data[start : start + total_len]
+        return Message(subject, sid, body[:header_len], body[header_len:]), start + total_len + 2
+    return _control(verb, line), end + 2
+
+
 class Parser:
     """Incremental parser: feed bytes, take the complete operations."""
 
     def __init__(self) -> None:
-        self._buffer = bytearray()
+        self._buffer = b""
 
     def feed(self, data: bytes) -> list[Op]:
-        self._buffer += data
+        buffer = self._buffer + data if self._buffer else data
         ops: list[Op] = []
-        buffer = self._buffer
         pos = 0
-        while True:
-            end = buffer.find(CRLF, pos)
-            if end < 0:
-                if len(buffer) - pos > MAX_CONTROL_LINE:
-                    raise ProtocolError("control line too long")
+        while pos < len(buffer):
+            parsed = parse_one(buffer, pos)
+            if parsed is None:
                 break
-            if end - pos > MAX_CONTROL_LINE:
-                raise ProtocolError("control line too long")
-            line = bytes(buffer[pos:end])
-            verb = line[:4].upper()
-            if verb == b"MSG " or verb == b"HMSG":
-                parsed = _message_head(line)
-                subject, sid, header_len, total_len = parsed
-                start = end + 2
-                if len(buffer) < start + total_len + 2:
-                    break  # wait for the rest of the message
-                if buffer[start + total_len : start + total_len + 2] != CRLF:
-                    raise ProtocolError("message not followed by CRLF: length mismatch")
-                body = bytes(buffer[start : start + total_len])
-                ops.append(Message(subject, sid, body[:header_len], body[header_len:]))
-                pos = start + total_len + 2
-                continue
-            pos = end + 2
-            op = _control(verb, line)
+            op, pos = parsed
             if op is not None:
                 ops.append(op)
-        del buffer[:pos]
+        self._buffer = buffer[pos:]
         return ops
 
 

@@ -23,7 +23,7 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.errors import Error as NatsError
 
-from csms.domain.events import FrameEvent
+from csms.domain.events import FrameEvent, Origin
 from streams import envelope
 from streams.subjects import subject
 
@@ -108,6 +108,31 @@ class JetStreamPublisher:
                 on_stored(finished.result())
 
         task.add_done_callback(done)
+
+    def submit_exchange(
+        self,
+        origin: Origin,
+        seq: int,
+        unique_id: str,
+        action: str,
+        call: bytes,
+        call_at_ns: int,
+        answer_type: int,
+        answer: bytes,
+        answer_at_ns: int,
+        on_stored: Callable[[int], None],
+    ) -> None:
+        events = origin.exchange(
+            seq,
+            unique_id,
+            action,
+            call.decode(),
+            call_at_ns,
+            answer_type,
+            answer.decode(),
+            answer_at_ns,
+        )
+        self.submit(events, on_stored)
 
     async def _publish_once(self, to: str, data: bytes, msg_id: str) -> int:
         token = str(next(self._tokens))

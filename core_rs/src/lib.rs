@@ -17,6 +17,7 @@ pub mod parse;
 mod scan;
 pub mod schema;
 pub mod version;
+pub mod wire;
 
 #[cfg(feature = "python")]
 mod py;

@@ -45,3 +45,58 @@ class FrameEvent(msgspec.Struct, frozen=True, kw_only=True):
     """Why a connection closed, or why a frame was refused."""
     type: str = EVENT_TYPE
     version: int = EVENT_VERSION
+
+
+class Origin(msgspec.Struct, frozen=True):
+    """What every event of one station session shares."""
+
+    node_id: str
+    session_id: str
+    station_id: str
+    ocpp_version: str
+
+    def event_id(self, seq: int) -> str:
+        return f"{self.node_id}-{self.session_id}-{seq}"
+
+    def exchange(
+        self,
+        seq: int,
+        unique_id: str,
+        action: str,
+        call: str,
+        call_at_ns: int,
+        answer_type: int,
+        answer: str,
+        answer_at_ns: int,
+    ) -> tuple[FrameEvent, FrameEvent]:
+        """A station's CALL (event ``seq``) and our answer to it (event ``seq + 1``)."""
+        return (
+            self.frame(seq, "in", 2, unique_id, action, call, call_at_ns),
+            self.frame(seq + 1, "out", answer_type, unique_id, action, answer, answer_at_ns),
+        )
+
+    def frame(
+        self,
+        seq: int,
+        direction: Direction,
+        message_type: int,
+        unique_id: str | None,
+        action: str | None,
+        raw: str,
+        at_ns: int,
+    ) -> FrameEvent:
+        return FrameEvent(
+            event_id=self.event_id(seq),
+            kind="frame",
+            station_id=self.station_id,
+            ocpp_version=self.ocpp_version,
+            direction=direction,
+            message_type=message_type,
+            unique_id=unique_id,
+            action=action,
+            raw=raw,
+            received_at_ns=at_ns,
+            node_id=self.node_id,
+            session_id=self.session_id,
+            seq=seq,
+        )

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
 import time
 import uuid
@@ -27,7 +26,7 @@ from typing import Any
 
 from picows import WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport
 
-from csms.domain.events import Direction, FrameEvent, Kind
+from csms.domain.events import Direction, FrameEvent, Kind, Origin
 from csms.gateway.limits import StrikeBudget
 from csms.handlers.context import HandlerContext
 from csms.handlers.routing import ROUTES, SEND_ONLY
@@ -73,10 +72,12 @@ class StationSession(WSListener):
         "_fragments",
         "_last_seen",
         "_on_closed",
+        "_origin",
         "_paused",
         "_pending",
         "_ping_sent",
         "_recent",
+        "_reply",
         "_seq",
         "_strikes",
         "_struck_out",
@@ -106,7 +107,11 @@ class StationSession(WSListener):
         self.config = config
         self.session_id = uuid.uuid4().hex[:12]
         self._on_closed = on_closed
-        self._seq = itertools.count()
+        self._seq = 0
+        """The next event's number within the session (connected = 0)."""
+        self._origin: Origin | None = None
+        self._reply: bytes | None = None
+        """The answer waiting for the PubAck of its CALL's event (fast path)."""
         self._backlog: deque[tuple[str, bytes, int]] | None = None
         """Frames waiting while one is in progress (created on first need: most never wait)."""
         self._busy = False
@@ -155,7 +160,13 @@ class StationSession(WSListener):
     def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
         self._last_seen = time.monotonic()
         kind = frame.msg_type
-        if kind == WSMsgType.PONG:
+        if kind == WSMsgType.TEXT and frame.fin and not self._fragments:  # the common case
+            data = frame.get_payload_as_bytes()
+            if len(data) > self.codec.max_frame_bytes:
+                self.close(WSCloseCode.MESSAGE_TOO_BIG, "message too big")
+            else:
+                self._enqueue("frame", data)
+        elif kind == WSMsgType.PONG:
             self._ping_sent = 0.0
         elif kind == WSMsgType.TEXT or kind == WSMsgType.CONTINUATION:
             self._fragments += frame.get_payload_as_bytes()
@@ -238,42 +249,71 @@ class StationSession(WSListener):
         """Answer a valid CALL without a task when its handler needs no I/O; False: not taken,
         nothing done (the slow path handles the frame)."""
         try:
-            text = data.decode()
-            frame = self.codec.decode(data)
-        except (UnicodeDecodeError, OcppError):
+            frame = self.codec.decode(data)  # a decoded frame is valid UTF-8
+        except OcppError:
             return False
         if type(frame) is not Call or frame.message_type_id != 2:
             return False
-        if self._in_flight(frame.unique_id):
+        unique_id = frame.unique_id  # each read of a Call field makes a new str: read once
+        if self._recent is not None and self._in_flight(unique_id):
             return False  # M24, answered on the slow path
-        self._current = frame.unique_id
-        received = self._event(
-            "frame", "in", frame.message_type_id, frame.unique_id, frame.action, text
-        )
-        outcome = self._outcome(frame)
+        self._current = unique_id
+        received_at_ns = time.time_ns()
+        action = frame.action
+        outcome = self._outcome(frame, unique_id, action)
         if isinstance(outcome, tuple):
-            self._submit_answer(received, frame, outcome)
+            self._submit_answer(data, received_at_ns, unique_id, action, outcome)
         else:
             self._worker = asyncio.get_running_loop().create_task(
-                self._answer_later(received, frame, outcome)
+                self._answer_later(data, received_at_ns, unique_id, action, outcome)
             )
         return True
 
-    def _submit_answer(self, received: FrameEvent, call: Call, outcome: tuple[bytes, int]) -> None:
+    def _submit_answer(
+        self,
+        data: bytes,
+        received_at_ns: int,
+        unique_id: str,
+        action: str,
+        outcome: tuple[bytes, int],
+    ) -> None:
+        """Store the CALL and its answer as one message; the answer leaves on the PubAck."""
         reply, message_type = outcome
         if self._transport is None or self._transport.is_disconnected:
+            received = self._event(
+                "frame", "in", 2, unique_id, action, data.decode(), at_ns=received_at_ns
+            )
             self.sink.submit((received,), self._next)
             return
-        sent = self._event(
-            "frame", "out", message_type, call.unique_id, call.action, reply.decode()
+        origin = self._origin
+        if origin is None:
+            origin = self._origin = Origin(
+                self.config.node_id, self.session_id, self.station_id, self.codec.version
+            )
+        seq = self._seq
+        self._seq = seq + 2
+        self._reply = reply
+        self.sink.submit_exchange(
+            origin,
+            seq,
+            unique_id,
+            action,
+            data,
+            received_at_ns,
+            message_type,
+            reply,
+            time.time_ns(),
+            self._deliver,
         )
-        self.sink.submit((received, sent), lambda _: self._deliver(reply))
 
-    def _deliver(self, reply: bytes) -> None:
-        """PubAck of a CALL and its answer: the answer may leave now (write-ahead)."""
-        if self._transport is not None and not self._transport.is_disconnected:
-            self._transport.send(WSMsgType.TEXT, reply)
-            self._after_reply()
+    def _deliver(self, _: int) -> None:
+        """PubAck of a CALL and its answer: the answer (``_reply``) may leave now (write-ahead)."""
+        reply, self._reply = self._reply, None
+        transport = self._transport
+        if transport is not None and not transport.is_disconnected and reply is not None:
+            transport.send(WSMsgType.TEXT, reply)
+            if self._struck_out:
+                self._after_reply()
         self._next()
 
     def _strike(self) -> None:
@@ -291,10 +331,15 @@ class StationSession(WSListener):
             self.close(WSCloseCode.POLICY_VIOLATION, "too many invalid messages")
 
     async def _answer_later(
-        self, received: FrameEvent, call: Call, outcome: Awaitable[tuple[bytes, int]]
+        self,
+        data: bytes,
+        received_at_ns: int,
+        unique_id: str,
+        action: str,
+        outcome: Awaitable[tuple[bytes, int]],
     ) -> None:
         try:
-            self._submit_answer(received, call, await outcome)
+            self._submit_answer(data, received_at_ns, unique_id, action, await outcome)
         except Exception:
             log.exception("session %s of %s failed", self.session_id, self.station_id)
             self.close(WSCloseCode.INTERNAL_ERROR, "internal error")
@@ -337,8 +382,10 @@ class StationSession(WSListener):
         action: str | None,
         raw: str,
         reason: str | None = None,
+        at_ns: int | None = None,
     ) -> FrameEvent:
-        seq = next(self._seq)
+        seq = self._seq
+        self._seq = seq + 1
         return FrameEvent(
             event_id=f"{self.config.node_id}-{self.session_id}-{seq}",
             kind=kind,
@@ -349,7 +396,7 @@ class StationSession(WSListener):
             unique_id=unique_id,
             action=action,
             raw=raw,
-            received_at_ns=time.time_ns(),
+            received_at_ns=time.time_ns() if at_ns is None else at_ns,
             node_id=self.config.node_id,
             session_id=self.session_id,
             seq=seq,
@@ -466,32 +513,35 @@ class StationSession(WSListener):
                 await self._result_error(err)
 
     async def _answer(self, call: Call, received: FrameEvent) -> None:
-        outcome = self._outcome(call)
+        outcome = self._outcome(call, call.unique_id, call.action)
         if not isinstance(outcome, tuple):
             outcome = await outcome
         reply, message_type = outcome
         await self._send(reply, message_type, call.unique_id, call.action, received)
 
-    def _outcome(self, call: Call) -> tuple[bytes, int] | Awaitable[tuple[bytes, int]]:
+    def _outcome(
+        self, call: Call, unique_id: str, action: str
+    ) -> tuple[bytes, int] | Awaitable[tuple[bytes, int]]:
         """The answer to a valid CALL and its message type (3, or 4 for a CALLERROR); an
-        awaitable when the handler needs I/O."""
-        version = self.codec.version
-        cached = self._answered.get(call.unique_id) if self._answered is not None else None
-        if cached is not None and cached[0] == call.action:
-            # 2.x: "a retried message MAY reuse the message id" (2.0.1 Ed3 errata §4.6): the
-            # same answer again, without running the handler twice.
-            return cached[1], 3
-        handler = ROUTES.get((version, call.action))
-        if handler is None or (version, call.action) in SEND_ONLY:
-            code, text = self.codec.spell("NotSupported"), f"{call.action} is not answered"
+        awaitable when the handler needs I/O. ``unique_id`` and ``action`` are the call's."""
+        if self._answered is not None:
+            cached = self._answered.get(unique_id)
+            if cached is not None and cached[0] == action:
+                # 2.x: "a retried message MAY reuse the message id" (2.0.1 Ed3 errata §4.6):
+                # the same answer again, without running the handler twice.
+                return cached[1], 3
+        route = (self.codec.version, action)
+        handler = ROUTES.get(route)
+        if handler is None or route in SEND_ONLY:
+            code, text = self.codec.spell("NotSupported"), f"{action} is not answered"
             self._strike()
-            return self.codec.encode_call_error(call.unique_id, code, text), 4
+            return self.codec.encode_call_error(unique_id, code, text), 4
         try:
             response = handler(self.context, call)
         except Exception as exc:  # noqa: BLE001 (logged there) a handler bug costs one CALLERROR
             return self._handler_failed(call, exc), 4
         if isinstance(response, dict):
-            return self._result(call, response)
+            return self._result(unique_id, action, response)
         return self._result_later(call, response)
 
     async def _result_later(
@@ -501,25 +551,28 @@ class StationSession(WSListener):
             response = await pending
         except Exception as exc:  # noqa: BLE001 (logged there)
             return self._handler_failed(call, exc), 4
-        return self._result(call, response)
+        return self._result(call.unique_id, call.action, response)
 
-    def _result(self, call: Call, response: dict[str, Any]) -> tuple[bytes, int]:
+    def _result(self, unique_id: str, action: str, response: dict[str, Any]) -> tuple[bytes, int]:
         try:
-            reply = self.codec.encode_call_result(call.action, call.unique_id, response)
+            reply = self.codec.encode_call_result(action, unique_id, response)
         except Exception as exc:  # noqa: BLE001 (logged there) our answer does not conform
-            return self._handler_failed(call, exc), 4
+            return self._failed_answer(unique_id, action, exc), 4
         if self.codec.version != "1.6":  # 1.6 ids are per connection: a repeat is new (M25)
             if self._answered is None:
                 self._answered = OrderedDict()
-            self._answered[call.unique_id] = (call.action, reply)
+            self._answered[unique_id] = (action, reply)
             if len(self._answered) > ANSWER_CACHE:
                 self._answered.popitem(last=False)
         return reply, 3
 
     def _handler_failed(self, call: Call, exc: Exception) -> bytes:
-        log.error("handler %s/%s failed", self.codec.version, call.action, exc_info=exc)
+        return self._failed_answer(call.unique_id, call.action, exc)
+
+    def _failed_answer(self, unique_id: str, action: str, exc: Exception) -> bytes:
+        log.error("handler %s/%s failed", self.codec.version, action, exc_info=exc)
         code = self.codec.spell("InternalError")
-        return self.codec.encode_call_error(call.unique_id, code, type(exc).__name__)
+        return self.codec.encode_call_error(unique_id, code, type(exc).__name__)
 
     # -- CSMS-initiated calls -----------------------------------------------------------
     async def call(

@@ -3,6 +3,7 @@
 mod classes;
 mod convert;
 mod errors;
+mod wire;
 
 use pyo3::prelude::*;
 
@@ -17,5 +18,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     )?;
     classes::register(m)?;
     errors::register(m)?;
+    wire::register(m)?;
     Ok(())
 }
