@@ -3,8 +3,6 @@ everything else by the general parser, whatever way the bytes are split."""
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
 from csms.domain.events import Origin
@@ -17,6 +15,10 @@ class _Transport:
 
     def write(self, data: bytes) -> None:
         self.written += data
+
+    def writelines(self, chunks: list[bytes]) -> None:
+        for chunk in chunks:
+            self.written += chunk
 
     def is_closing(self) -> bool:
         return False
@@ -61,7 +63,7 @@ async def test_acks_and_other_operations_split_anywhere(chunk: int) -> None:
     )
     for start in range(0, len(wire), chunk):
         conn.data_received(wire[start : start + chunk])
-    await asyncio.sleep(0)  # the PONG leaves on the next loop turn
+    conn._flush()  # what the next loop turn would send
     assert stored == [(0, 100), (1, 101), (3, 103)]
     assert writer.in_flight == 1  # message 3 failed: it waits for its retry
     assert writer.failures == 1
