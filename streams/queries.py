@@ -133,8 +133,8 @@ ids AS (
 ),
 grouped AS (
     SELECT
-        a.station_id AS station_id,
-        if(a.transaction_id = '', ids.tid, a.transaction_id) AS tx,
+        station_id,
+        tx,
         anyMerge(ocpp_version_agg) AS ocpp_version,
         anyMerge(evse_id_agg) AS evse_id,
         anyMerge(connector_id_agg) AS connector_id,
@@ -148,9 +148,14 @@ grouped AS (
         argMaxIfMerge(meter_stop_wh_agg) AS meter_stop_wh,
         argMaxIfMerge(stop_reason_agg) AS stop_reason,
         maxMerge(offline_agg) AS offline
-    FROM (SELECT * FROM transaction_agg WHERE 1 {facts_where}) AS a
-    LEFT JOIN ids ON a.corr_key = ids.corr
-    WHERE tx != ''
+    FROM (
+        SELECT station_id, transaction_id AS tx, {states}
+        FROM transaction_agg WHERE transaction_id != '' {facts_where}
+        UNION ALL
+        SELECT a.station_id AS station_id, ids.tid AS tx, {states}
+        FROM (SELECT * FROM transaction_agg WHERE transaction_id = '' {facts_where}) AS a
+        INNER JOIN ids ON a.corr_key = ids.corr
+    )
     GROUP BY station_id, tx
 ),
 transactions AS (
@@ -181,10 +186,33 @@ TRANSACTION_COLUMNS: Final = (
 )
 
 
+_STATES: Final = ", ".join(
+    f"{name}_agg"
+    for name in (
+        "ocpp_version",
+        "evse_id",
+        "connector_id",
+        "id_token",
+        "has_start",
+        "has_stop",
+        "start_at",
+        "stop_at",
+        "first_at",
+        "meter_start_wh",
+        "meter_stop_wh",
+        "stop_reason",
+        "offline",
+    )
+)
+"""The partial aggregates of ``transaction_agg`` (schema 008) that the view merges."""
+
+
 def transactions_cte(station_filter: bool) -> str:
-    """The ``transactions`` view as a WITH clause (reports build on it)."""
+    """The ``transactions`` view as a WITH clause (reports build on it). Transactions known
+    by id are merged straight from ``transaction_agg``; only the 1.6 starts kept under their
+    correlation go through the join with ``transaction_start_ids``."""
     where = "AND station_id = {station_id:String}" if station_filter else ""
-    return _TRANSACTIONS.replace("{facts_where}", where)
+    return _TRANSACTIONS.replace("{facts_where}", where).replace("{states}", _STATES)
 
 
 async def list_transactions(
