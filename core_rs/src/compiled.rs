@@ -11,8 +11,7 @@
 //! numbers at the edge of f64/i64 are all "ask". Agreement with the jsonschema crate on every
 //! input the fast path accepts is pinned by `tests/differential.rs`.
 
-use crate::scan::Cursor;
-use rustc_hash::{FxHashMap, FxHashSet};
+use crate::scan::{is_plain_text, Cursor, KnownStrings};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 
@@ -33,16 +32,19 @@ enum Node {
     String {
         min: usize,
         max: usize,
-        options: Option<FxHashSet<Box<[u8]>>>,
     },
+    /// A string `enum`, its values already filtered by the node's length bounds.
+    Enum(KnownStrings),
     Array {
         items: usize,
         min: usize,
         max: usize,
     },
-    /// Properties map a name to (bit in the required mask, node).
+    /// Property `i` has the name `names[i]`, the node `nodes[i]` and bit `i` in the
+    /// `required` mask.
     Object {
-        props: FxHashMap<Box<[u8]>, (u32, usize)>,
+        names: KnownStrings,
+        nodes: Box<[usize]>,
         required: u64,
         closed: bool,
     },
@@ -119,8 +121,10 @@ impl Compiled {
                 if !n.integral || n.raw.len() > 15 || n.raw.starts_with(b"-0") {
                     return None;
                 }
-                let v = std::str::from_utf8(n.raw).ok()?.parse::<i64>().ok()? as f64;
-                in_bounds(v, *min, *max)
+                if min.is_none() && max.is_none() {
+                    return Some(());
+                }
+                in_bounds(small_integer(n.raw)?, *min, *max)
             }
             Node::Number { min, max } => {
                 let n = c.number()?;
@@ -133,17 +137,13 @@ impl Compiled {
                 }
                 in_bounds(v, *min, *max)
             }
-            Node::String { min, max, options } => {
+            Node::String { min, max } => {
                 let s = c.string()?;
-                if s.chars < *min || s.chars > *max {
-                    return None;
-                }
-                match options {
-                    None => Some(()),
-                    Some(_) if s.escaped => None,
-                    Some(values) => values.contains(s.raw).then_some(()),
-                }
+                (s.chars >= *min && s.chars <= *max).then_some(())
             }
+            // Anything but one of the values, byte for byte (an escaped spelling of one
+            // included), goes to the reference.
+            Node::Enum(values) => c.known(values).map(drop),
             Node::Array { items, min, max } => {
                 c.enter(b'[')?;
                 let mut count = 0usize;
@@ -164,35 +164,45 @@ impl Compiled {
                 (count >= *min && count <= *max).then_some(())
             }
             Node::Object {
-                props,
+                names,
+                nodes,
                 required,
                 closed,
-            } => self.object(c, props, *required, *closed),
+            } => self.object(c, names, nodes, *required, *closed),
         }
     }
 
     fn object(
         &self,
         c: &mut Cursor<'_>,
-        props: &FxHashMap<Box<[u8]>, (u32, usize)>,
+        names: &KnownStrings,
+        nodes: &[usize],
         required: u64,
         closed: bool,
     ) -> Option<()> {
         c.enter(b'{')?;
         let mut seen = 0u64;
+        let mut next = 0usize;
         if !c.eat(b'}') {
             loop {
-                let key = c.string()?;
-                if key.escaped || !c.eat(b':') {
-                    return None;
-                }
-                match props.get(key.raw) {
-                    Some(&(bit, node)) => {
-                        seen |= 1u64 << bit;
-                        self.check(c, node)?;
+                // A key that is not, byte for byte, a property name is either unknown or
+                // escaped (which could spell a property name: the reference decides).
+                if let Some(i) = c.known_from(names, next) {
+                    if !c.eat(b':') {
+                        return None;
                     }
-                    None if closed => return None,
-                    None => c.skip_value()?,
+                    seen |= 1u64 << i;
+                    self.check(c, *nodes.get(i)?)?;
+                    next = i + 1;
+                } else {
+                    if closed {
+                        return None;
+                    }
+                    let key = c.string()?;
+                    if key.escaped || !c.eat(b':') {
+                        return None;
+                    }
+                    c.skip_value()?;
                 }
                 if c.eat(b',') {
                     continue;
@@ -206,6 +216,22 @@ impl Compiled {
         c.leave();
         (required & !seen == 0).then_some(())
     }
+}
+
+/// An integer of at most 15 characters (so exact in an f64), as the scanner checked it.
+fn small_integer(raw: &[u8]) -> Option<f64> {
+    let (negative, digits) = match raw.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, raw),
+    };
+    let mut v = 0i64;
+    for &d in digits {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        v = v * 10 + i64::from(d - b'0');
+    }
+    Some(if negative { -v } else { v } as f64)
 }
 
 fn in_bounds(v: f64, min: Option<f64>, max: Option<f64>) -> Option<()> {
@@ -256,17 +282,14 @@ impl<'s> Compiler<'s> {
         let float = |k: &str| obj.get(k).and_then(Value::as_f64);
         let node = match ty? {
             "string" => {
+                let min = uint("minLength").unwrap_or(0);
+                let max = uint("maxLength").unwrap_or(usize::MAX);
                 if obj.contains_key("format") && self.validate_formats {
                     Node::Defer
+                } else if let Some(values) = obj.get("enum") {
+                    Node::Enum(string_enum(values, min, max)?)
                 } else {
-                    Node::String {
-                        min: uint("minLength").unwrap_or(0),
-                        max: uint("maxLength").unwrap_or(usize::MAX),
-                        options: match obj.get("enum") {
-                            None => None,
-                            Some(e) => Some(string_enum(e)?),
-                        },
-                    }
+                    Node::String { min, max }
                 }
             }
             "integer" | "number" if obj.contains_key("multipleOf") => Node::Defer,
@@ -302,14 +325,16 @@ impl<'s> Compiler<'s> {
             Some(Value::Bool(false)) => true,
             Some(_) => return None,
         };
-        let mut props = FxHashMap::default();
+        let mut names = Vec::new();
+        let mut nodes = Vec::new();
         if let Some(properties) = obj.get("properties") {
-            for (bit, (name, schema)) in (0u32..64).zip(properties.as_object()?) {
-                let node = self.node(schema)?;
-                props.insert(name.as_bytes().into(), (bit, node));
-            }
-            if properties.as_object()?.len() > 64 {
+            let properties = properties.as_object()?;
+            if properties.len() > 64 {
                 return None;
+            }
+            for (name, schema) in properties {
+                nodes.push(self.node(schema)?);
+                names.push(name.as_str());
             }
         }
         let mut required = 0u64;
@@ -317,11 +342,14 @@ impl<'s> Compiler<'s> {
             .get("required")
             .map_or(Some(&[][..]), |r| r.as_array().map(Vec::as_slice))?
         {
-            let (bit, _) = props.get(name.as_str()?.as_bytes())?;
+            let name = name.as_str()?;
+            let bit = names.iter().position(|n| *n == name)?;
             required |= 1u64 << bit;
         }
         Some(Node::Object {
-            props,
+            // A name that needs escaping cannot be matched raw (none in the OCA schemas).
+            names: KnownStrings::new(names.iter().map(|n| n.as_bytes()))?,
+            nodes: nodes.into(),
             required,
             closed,
         })
@@ -345,12 +373,18 @@ impl<'s> Compiler<'s> {
     }
 }
 
-fn string_enum(values: &Value) -> Option<FxHashSet<Box<[u8]>>> {
-    values
-        .as_array()?
-        .iter()
-        .map(|v| v.as_str().map(|s| s.as_bytes().into()))
-        .collect()
+/// A string enum, without the values that the length bounds refuse anyway and those that
+/// could only be written escaped (an escaped string always goes to the reference).
+fn string_enum(values: &Value, min: usize, max: usize) -> Option<KnownStrings> {
+    let mut kept = Vec::new();
+    for v in values.as_array()? {
+        let v = v.as_str()?;
+        let chars = v.chars().count();
+        if chars >= min && chars <= max && is_plain_text(v.as_bytes()) {
+            kept.push(v.as_bytes());
+        }
+    }
+    KnownStrings::new(kept)
 }
 
 #[cfg(test)]
@@ -403,6 +437,56 @@ mod tests {
         ] {
             assert!(!c.accepts(not_ok.as_bytes(), 32), "{not_ok}");
         }
+    }
+
+    #[test]
+    fn enum_tables_find_every_value_and_nothing_else() {
+        let values: Vec<String> = (0..300)
+            .map(|i| format!("Value.{i}.{}", "x".repeat(i % 37)))
+            .collect();
+        let c = Compiled::new(&json!({"type": "string", "enum": values}), false).unwrap();
+        for v in &values {
+            assert!(c.accepts(format!("{v:?}").as_bytes(), 32), "{v}");
+            for near in [
+                format!("{v}x"),
+                v[..v.len() - 1].to_owned(),
+                v.replace('V', "v"),
+            ] {
+                assert!(!c.accepts(format!("{near:?}").as_bytes(), 32), "{near}");
+            }
+        }
+        assert!(!c.accepts(b"\"\"", 32));
+    }
+
+    #[test]
+    fn enum_values_outside_the_length_bounds_are_refused() {
+        let schema = json!({"type": "string", "maxLength": 3, "minLength": 2, "enum": ["a", "ab", "abcd", "é€"]});
+        let c = Compiled::new(&schema, false).unwrap();
+        assert!(c.accepts(br#""ab""#, 32));
+        assert!(c.accepts("\"é€\"".as_bytes(), 32));
+        assert!(!c.accepts(br#""a""#, 32));
+        assert!(!c.accepts(br#""abcd""#, 32));
+        assert!(!c.accepts(br#""\u0061b""#, 32));
+    }
+
+    #[test]
+    fn keys_in_any_order_and_escaped_keys() {
+        let c = Compiled::new(&schema(), false).unwrap();
+        assert!(c.accepts(
+            br#"{"samples":[{"unit":"Wh","value":1}],"tag":"a","id":2}"#,
+            32
+        ));
+        assert!(c.accepts(br#"{"id":2,"tag":"a","id":3}"#, 32));
+        // An escaped key could spell a property name: never accepted by the fast path.
+        assert!(!c.accepts(br#"{"\u0069d":2}"#, 32));
+        let open = Compiled::new(
+            &json!({"type": "object", "properties": {"id": {"type": "integer"}}}),
+            false,
+        )
+        .unwrap();
+        assert!(open.accepts(br#"{"other":{"id":"x"},"id":1}"#, 32));
+        assert!(!open.accepts(br#"{"i\/d":1}"#, 32));
+        assert!(!open.accepts(br#"{"id":"1"}"#, 32));
     }
 
     #[test]

@@ -10,7 +10,6 @@ use crate::frame::{message_type as mt, Frame, Payload, Reply, Request};
 use crate::parse::MAX_UNIQUE_ID_CHARS;
 use crate::scan::Cursor;
 use crate::schema::SchemaSet;
-use crate::version::PayloadKind;
 
 /// Decode `bytes` if it is a well-formed, valid CALL/SEND from `peer` or a well-formed
 /// CALLRESULT; `None` means "take the slow path".
@@ -45,7 +44,7 @@ pub(crate) fn decode(
             return None;
         }
         let action = std::str::from_utf8(action.raw).ok()?;
-        let spec = schemas.spec(action)?;
+        let (spec, checker) = schemas.request_fast(action)?;
         let delivery = if type_id == mt::SEND {
             Delivery::Send
         } else {
@@ -54,7 +53,6 @@ pub(crate) fn decode(
         if !spec.may_be_sent_by(peer) || spec.delivery != delivery {
             return None;
         }
-        let checker = schemas.fast(action, PayloadKind::Request)?;
         let payload = object(&mut c, |c| checker.accepts_at(c).then_some(()))?;
         let request = Request {
             unique_id,

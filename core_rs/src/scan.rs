@@ -46,6 +46,193 @@ fn skip_plain_words(bytes: &[u8], mut i: usize) -> usize {
     i
 }
 
+/// The little-endian word of the 8 bytes of `s` from `at`, if there are 8.
+#[inline]
+fn word_at(s: &[u8], at: usize) -> Option<u64> {
+    s.get(at..)?
+        .first_chunk::<8>()
+        .map(|w| u64::from_le_bytes(*w))
+}
+
+/// The little-endian half word of the 4 bytes of `s` from `at`, if there are 4.
+#[inline]
+fn half_at(s: &[u8], at: usize) -> Option<u32> {
+    s.get(at..)?
+        .first_chunk::<4>()
+        .map(|w| u32::from_le_bytes(*w))
+}
+
+/// `a == b`, a word at a time and inlined: property names and enum values are short, and a
+/// call to `memcmp` per comparison cost more than the comparison (perf, ADR 0001).
+#[inline]
+pub(crate) fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    if n >= 8 {
+        let mut i = 0;
+        while i + 8 < n {
+            if word_at(a, i) != word_at(b, i) {
+                return false;
+            }
+            i += 8;
+        }
+        // The last (possibly overlapping) word.
+        word_at(a, n - 8) == word_at(b, n - 8)
+    } else if n >= 4 {
+        half_at(a, 0) == half_at(b, 0) && half_at(a, n - 4) == half_at(b, n - 4)
+    } else {
+        a.iter().zip(b).all(|(x, y)| x == y)
+    }
+}
+
+/// The bytes of a string token after its opening quote, up to its first 8 bytes, reduced
+/// to the word a [`KnownStrings`] table is keyed by: the bytes up to and including the first
+/// `"` if it is among them (the rest zeroed), else all 8.
+#[inline]
+fn head_key(bytes: &[u8], at: usize) -> u64 {
+    let w = word_at(bytes, at).unwrap_or_else(|| {
+        let mut padded = [0u8; 8];
+        let rest = bytes.get(at..).unwrap_or_default();
+        for (p, b) in padded.iter_mut().zip(rest) {
+            *p = *b;
+        }
+        u64::from_le_bytes(padded)
+    });
+    let quotes = zero_bytes(w ^ (ONES * u64::from(b'"')));
+    if quotes == 0 {
+        return w;
+    }
+    // The lowest flag is exact: it marks the first quote, bit 8k+7 for byte k.
+    let end_bit = quotes.trailing_zeros() + 1;
+    if end_bit >= 64 {
+        w
+    } else {
+        w & ((1u64 << end_bit) - 1)
+    }
+}
+
+const EMPTY: u16 = u16::MAX;
+
+/// A fixed set of plain strings (property names, enum values), matched at a string token
+/// without scanning it: one load of its first 8 bytes, one multiply, one probe, and for
+/// strings longer than 7 bytes one inlined comparison of the rest. Replaced hashing of the
+/// scanned token with a general hasher and `memcmp`, a third of the fast path's time (perf,
+/// ADR 0001).
+#[derive(Debug)]
+pub(crate) struct KnownStrings {
+    /// Each string followed by its closing quote.
+    quoted: Box<[Box<[u8]>]>,
+    /// Each string's [`head_key`].
+    keys: Box<[u64]>,
+    /// Index into `quoted`, or `EMPTY`; at least twice as many slots as strings.
+    slots: Box<[u16]>,
+    shift: u32,
+}
+
+impl KnownStrings {
+    /// The table of `texts`, indexed in their order (a duplicate matches as either copy);
+    /// `None` if one of them would need escaping in JSON, or if there are too many.
+    pub(crate) fn new<'t>(texts: impl IntoIterator<Item = &'t [u8]>) -> Option<Self> {
+        let mut quoted: Vec<Box<[u8]>> = Vec::new();
+        for t in texts {
+            if !is_plain_text(t) {
+                return None;
+            }
+            let q: Box<[u8]> = [t, b"\""].concat().into();
+            quoted.push(q);
+        }
+        if quoted.len() >= usize::from(EMPTY) / 2 {
+            return None;
+        }
+        let keys: Box<[u64]> = quoted.iter().map(|q| head_key(q, 0)).collect();
+        let bits = (quoted.len() * 2)
+            .next_power_of_two()
+            .max(4)
+            .trailing_zeros();
+        let mut slots = vec![EMPTY; 1usize << bits];
+        let mask = slots.len() - 1;
+        let shift = 64 - bits;
+        for (i, &key) in keys.iter().enumerate() {
+            let mut at = slot_of(key, shift);
+            while slots.get(at).is_some_and(|&s| s != EMPTY) {
+                at = (at + 1) & mask;
+            }
+            *slots.get_mut(at)? = u16::try_from(i).ok()?;
+        }
+        Some(KnownStrings {
+            quoted: quoted.into(),
+            keys,
+            slots: slots.into(),
+            shift,
+        })
+    }
+
+    /// The index of the string whose quoted bytes start at `bytes[at..]` (`at` just after an
+    /// opening quote), and its length with the closing quote.
+    #[inline]
+    fn find(&self, bytes: &[u8], at: usize) -> Option<(usize, usize)> {
+        let key = head_key(bytes, at);
+        let mask = self.slots.len() - 1;
+        let mut slot = slot_of(key, self.shift);
+        loop {
+            let i = usize::from(*self.slots.get(slot)?);
+            if i == usize::from(EMPTY) {
+                return None;
+            }
+            if self.keys.get(i) == Some(&key) {
+                let q = self.quoted.get(i)?;
+                // A key holds the first 8 bytes: shorter strings matched whole already.
+                let whole = q.len() <= 8
+                    || bytes
+                        .get(at..at + q.len())
+                        .is_some_and(|s| same_bytes(s, q));
+                if whole {
+                    return Some((i, q.len()));
+                }
+            }
+            slot = (slot + 1) & mask;
+        }
+    }
+
+    /// As [`KnownStrings::find`], by trying the strings in order from `first` (wrapping): for
+    /// property names, which mostly come in the same order in every object.
+    #[inline]
+    fn find_from(&self, bytes: &[u8], at: usize, first: usize) -> Option<(usize, usize)> {
+        let key = head_key(bytes, at);
+        let n = self.keys.len();
+        let mut i = first;
+        for _ in 0..n {
+            if i >= n {
+                i = 0;
+            }
+            if self.keys.get(i) == Some(&key) {
+                let q = self.quoted.get(i)?;
+                let whole = q.len() <= 8
+                    || bytes
+                        .get(at..at + q.len())
+                        .is_some_and(|s| same_bytes(s, q));
+                if whole {
+                    return Some((i, q.len()));
+                }
+            }
+            i += 1;
+        }
+        None
+    }
+}
+
+#[inline]
+fn slot_of(key: u64, shift: u32) -> usize {
+    (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> shift) as usize
+}
+
+/// Whether `name` can be matched raw: no byte of it would need escaping in JSON.
+pub(crate) fn is_plain_text(name: &[u8]) -> bool {
+    name.iter().all(|&b| b >= 0x20 && b != b'"' && b != b'\\')
+}
+
 /// A scanned string token: its raw bytes between the quotes and what the scan learned.
 pub(crate) struct Str<'a> {
     pub(crate) raw: &'a [u8],
@@ -169,6 +356,32 @@ impl<'a> Cursor<'a> {
             chars,
             escaped: escapes > 0,
         })
+    }
+
+    /// If the string token at the cursor is, byte for byte, one of `known`, consume it and
+    /// return its index. `None` (cursor unmoved after white space) if it is any other string,
+    /// an escaped one included, or no string.
+    #[inline]
+    pub(crate) fn known(&mut self, known: &KnownStrings) -> Option<usize> {
+        self.ws();
+        if self.peek() != Some(b'"') {
+            return None;
+        }
+        let (index, len) = known.find(self.bytes, self.pos + 1)?;
+        self.pos += 1 + len;
+        Some(index)
+    }
+
+    /// As [`Cursor::known`], trying the strings in order from index `first`.
+    #[inline]
+    pub(crate) fn known_from(&mut self, known: &KnownStrings, first: usize) -> Option<usize> {
+        self.ws();
+        if self.peek() != Some(b'"') {
+            return None;
+        }
+        let (index, len) = known.find_from(self.bytes, self.pos + 1, first)?;
+        self.pos += 1 + len;
+        Some(index)
     }
 
     pub(crate) fn number(&mut self) -> Option<Num<'a>> {
@@ -353,6 +566,88 @@ mod tests {
             assert!(skip_plain_words(&v, 0) <= at, "{special} at {at}");
         }
         assert_eq!(skip_plain_words(b"abc", 0), 0); // fewer than 8 bytes: the byte loop's job
+    }
+
+    #[test]
+    fn same_bytes_is_slice_equality() {
+        let base: Vec<u8> = (b'a'..=b'z').collect();
+        for n in 0..base.len() {
+            let a = &base[..n];
+            assert!(same_bytes(a, a));
+            assert!(!same_bytes(a, &base[..n + 1]));
+            for at in 0..n {
+                let mut b = a.to_vec();
+                b[at] ^= 0x20;
+                assert!(!same_bytes(a, &b), "length {n}, difference at {at}");
+            }
+        }
+    }
+
+    fn known(texts: &[&str]) -> KnownStrings {
+        KnownStrings::new(texts.iter().map(|t| t.as_bytes())).unwrap()
+    }
+
+    #[test]
+    fn known_strings_match_whole_strings_only() {
+        let names = [
+            "unit",
+            "value",
+            "measurand",
+            "Energy.Active.Import.Register",
+            "Energy.Active.Export.Register",
+            "Energy.Active.Import.Interval",
+            "Energy.A",
+            "Energy.",
+            "é€",
+            "",
+        ];
+        let set = known(&names);
+        for (i, name) in names.iter().enumerate() {
+            for tail in ["", ":1", "]}]}]", "        "] {
+                let text = format!(" \"{name}\"{tail}");
+                let mut c = Cursor::new(text.as_bytes(), 32);
+                assert_eq!(c.known(&set), Some(i), "{text}");
+                assert_eq!(c.pos, name.len() + 3, "{text}");
+            }
+        }
+        for other in [
+            r#""units""#,
+            r#""uni""#,
+            r#""Unit""#,
+            r#""unit"#,
+            "unit",
+            r#""Energy.Active.Import.Registe""#,
+            r#""Energy.Active.Import.Registers""#,
+            r#""Energy.Active.Import.Register"#,
+            r#""Energy""#,
+            r#""Energy.Ab""#,
+            r#""un\"it""#,
+            r#""\u0075nit""#,
+            r#""é""#,
+            "\"unit\u{0}\"",
+        ] {
+            let mut c = Cursor::new(other.as_bytes(), 32);
+            assert_eq!(c.known(&set), None, "{other}");
+            assert_eq!(c.pos, 0);
+        }
+        assert!(KnownStrings::new([&b"a\"b"[..]]).is_none());
+        assert!(KnownStrings::new([&b"a\\b"[..]]).is_none());
+        let empty = known(&[]);
+        assert_eq!(Cursor::new(br#""unit""#, 32).known(&empty), None);
+    }
+
+    #[test]
+    fn known_strings_scale_to_large_enums() {
+        let names: Vec<String> = (0..300)
+            .map(|i| format!("Value.{i}.{}", "x".repeat(i % 37)))
+            .collect();
+        let set = KnownStrings::new(names.iter().map(|n| n.as_bytes())).unwrap();
+        for (i, name) in names.iter().enumerate() {
+            let text = format!("\"{name}\"");
+            assert_eq!(Cursor::new(text.as_bytes(), 32).known(&set), Some(i));
+            let near = format!("\"{name}x\"");
+            assert_eq!(Cursor::new(near.as_bytes(), 32).known(&set), None);
+        }
     }
 
     #[test]
