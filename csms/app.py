@@ -175,8 +175,15 @@ async def start(settings: Settings) -> Running:
     codecs = {v: codec_for(v, options) for v in reversed(SUPPORTED_VERSIONS)}
 
     def context_for(station_id: str, version: str) -> HandlerContext:
+        # SignCertificate is Accepted only with a CA key to sign with (csms.certificates);
+        # ``registry`` is bound below, before the gateway opens its first session.
         return HandlerContext(
-            station_id, version, transaction_ids, tokens, settings.heartbeat_interval_s
+            station_id,
+            version,
+            transaction_ids,
+            tokens,
+            settings.heartbeat_interval_s,
+            certificates=registry if settings.tls_ca_key_file is not None else None,
         )
 
     node_id = settings.node_id or f"{socket.gethostname()}-{os.getpid()}"

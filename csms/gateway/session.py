@@ -64,6 +64,7 @@ class StationSession(WSListener):
         "_arrival",
         "_arrivals",
         "_backlog",
+        "_boot_refused",
         "_busy",
         "_call_lock",
         "_closed",
@@ -130,6 +131,9 @@ class StationSession(WSListener):
         """When our unanswered keep-alive ping left (0: none outstanding)."""
         self._strikes: StrikeBudget | None = None
         self._struck_out = False
+        self._boot_refused = False
+        """Our answer to this session's BootNotification refused it (ADR 0002, M28): every other
+        CALL gets SecurityError until a BootNotification is accepted."""
         """Too many peer-caused CALLERRORs: close with 1008 once the current reply is sent."""
         self._transport: WSTransport | None = None
         self._worker: asyncio.Task[None] | None = None
@@ -530,6 +534,9 @@ class StationSession(WSListener):
                 # 2.x: "a retried message MAY reuse the message id" (2.0.1 Ed3 errata §4.6):
                 # the same answer again, without running the handler twice.
                 return cached[1], 3
+        if self._boot_refused and action != "BootNotification":
+            code, text = self.codec.spell("SecurityError"), "BootNotification not accepted"
+            return self.codec.encode_call_error(unique_id, code, text), 4
         route = (self.codec.version, action)
         handler = ROUTES.get(route)
         if handler is None or route in SEND_ONLY:
@@ -558,6 +565,8 @@ class StationSession(WSListener):
             reply = self.codec.encode_call_result(action, unique_id, response)
         except Exception as exc:  # noqa: BLE001 (logged there) our answer does not conform
             return self._failed_answer(unique_id, action, exc), 4
+        if action == "BootNotification":
+            self._boot_refused = _refuses_boot(self.codec.version, response.get("status"))
         if self.codec.version != "1.6":  # 1.6 ids are per connection: a repeat is new (M25)
             if self._answered is None:
                 self._answered = OrderedDict()
@@ -626,6 +635,13 @@ class StationSession(WSListener):
         self.close(WSCloseCode.GOING_AWAY, "server shutting down")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.closed.wait(), 5.0)
+
+
+def _refuses_boot(version: str, status: object) -> bool:
+    """M28: 1.6 recommends SecurityError for any other CALL until a boot is Accepted (Pending
+    included, OCPP-J 1.6 §3.8); 2.x requires it only after a Rejected boot (B02/B03.FR.04, as
+    narrowed by the 2.0.1 Ed3 errata)."""
+    return status != "Accepted" if version == "1.6" else status == "Rejected"
 
 
 class CallErrorReceivedError(Exception):

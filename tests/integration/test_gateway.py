@@ -246,3 +246,49 @@ async def test_a_nats_cluster_url_list_with_a_node_down_still_serves(
         await station.close()
     finally:
         await running.stop()
+
+
+@pytest.mark.parametrize(
+    ("version", "subprotocol", "boot", "other"),
+    [
+        (
+            "1.6",
+            "ocpp1.6",
+            {"chargePointVendor": "V", "chargePointModel": "M"},
+            ("Heartbeat", {}),
+        ),
+        (
+            "2.0.1",
+            "ocpp2.0.1",
+            {"chargingStation": {"model": "M", "vendorName": "V"}, "reason": "PowerUp"},
+            ("Heartbeat", {}),
+        ),
+    ],
+)
+async def test_m28_calls_after_a_refused_boot_get_security_error(
+    csms: app.Running,
+    monkeypatch: pytest.MonkeyPatch,
+    version: str,
+    subprotocol: str,
+    boot: dict[str, Any],
+    other: tuple[str, dict[str, Any]],
+) -> None:
+    """A BootNotification answered Rejected (a policy a registry may set): every other CALL of
+    the session gets SecurityError until a boot is accepted (reliability.md M28, A26)."""
+    accepted = ROUTES[(version, "BootNotification")]
+
+    def rejected(ctx: Any, request: Any) -> dict[str, Any]:
+        return {**accepted(ctx, request), "status": "Rejected"}  # type: ignore[dict-item]
+
+    monkeypatch.setitem(ROUTES, (version, "BootNotification"), rejected)
+    station = await Station.connect(ws_url(csms, f"CP-M28-{version}"), subprotocol)
+    answer = await station.call("BootNotification", boot)
+    assert answer[0] == 3
+    assert answer[2]["status"] == "Rejected"
+    refused = await station.call(*other)
+    assert refused[:3] == [4, refused[1], "SecurityError"], refused
+    monkeypatch.setitem(ROUTES, (version, "BootNotification"), accepted)
+    answer = await station.call("BootNotification", boot)
+    assert answer[2]["status"] == "Accepted"
+    assert (await station.call(*other))[0] == 3
+    await station.close()
