@@ -41,7 +41,10 @@ def _header(run: Run) -> list[str]:
         f"{plan.warm_stations} booted stations, then with {plan.idle_stations:,} more booted (no "
         "transaction) "
         "and idle; per connection = ΔRSS / N. Order, on one instance of each server: idle "
-        "memory, throughput at each station count, half rate; so csms's half-rate run finds "
+        "memory, throughput at each station count, half rate; after each step the harness "
+        "waits until the server's processes are quiet (under 5 % of a core over 0.5 s, at "
+        "most 60 s), so no step pays for the previous one's clean-up (closing 20,000 "
+        "sessions); csms's half-rate run finds "
         "its stream (and the 120 s duplicate window of `Nats-Msg-Id`s) filled by the "
         "full-speed runs before it.",
         "- **Columns**: server CPU = CPU time of the server's processes (csms: + nats-server) / "

@@ -14,12 +14,20 @@ from typing import IO
 
 import msgspec
 
+from bench.fleet.proc import cpu_seconds
 from bench.load.model import IdleResult, SimResult
 from bench.load.servers import ROOT, SIM_CPU, Server, pinned, rss_kb
 
 CONNECT_ALLOWANCE_S = 120.0
 """Time a simulator may take beyond warmup + duration (connecting, booting, closing)."""
 SETTLE_S = 1.0
+QUIET_SHARE = 0.05
+"""After a scenario, the next one waits until the server's processes use less than this share of
+a core over ``QUIET_WINDOW_S`` (at most ``QUIET_MAX_S``): closing 20,000 idle sessions keeps a
+server busy for seconds after the simulator has gone, and the next scenario must not pay for the
+previous one's clean-up."""
+QUIET_WINDOW_S = 0.5
+QUIET_MAX_S = 60.0
 """Pause before reading RSS, and between scenarios (the server finishes closing sessions)."""
 
 
@@ -80,8 +88,20 @@ def throughput(
         )
     if done.returncode != 0:
         raise RuntimeError(f"simulator exited with {done.returncode}; see {log}")
-    time.sleep(options.settle_s)
+    settle(server, options.settle_s)
     return _decode(done.stdout.decode(), str(log))
+
+
+def settle(server: Server, settle_s: float) -> None:
+    """Pause ``settle_s``, then until ``server`` is quiet (see ``QUIET_SHARE``)."""
+    time.sleep(settle_s)
+    deadline = time.monotonic() + QUIET_MAX_S
+    while time.monotonic() < deadline:
+        before = sum(cpu_seconds(pid) for pid in server.pids.values())
+        time.sleep(QUIET_WINDOW_S)
+        used = sum(cpu_seconds(pid) for pid in server.pids.values()) - before
+        if used < QUIET_SHARE * QUIET_WINDOW_S:
+            return
 
 
 def _line(stream: IO[bytes], timeout_s: float) -> str:
@@ -120,5 +140,5 @@ def idle_memory(server: Server, stations: int, warm: int, options: SimOptions) -
             sim.kill()
             sim.wait()
     result = _decode(out, str(log))
-    time.sleep(options.settle_s)
+    settle(server, options.settle_s)
     return IdleResult(result.stations, result.connected, warm, before, after, result.errors)
