@@ -181,19 +181,27 @@ impl KnownStrings {
             if i == usize::from(EMPTY) {
                 return None;
             }
-            if self.keys.get(i) == Some(&key) {
-                let q = self.quoted.get(i)?;
-                // A key holds the first 8 bytes: shorter strings matched whole already.
-                let whole = q.len() <= 8
-                    || bytes
-                        .get(at..at + q.len())
-                        .is_some_and(|s| same_bytes(s, q));
-                if whole {
-                    return Some((i, q.len()));
-                }
+            if let Some(len) = self.matches(i, key, bytes, at) {
+                return Some((i, len));
             }
             slot = (slot + 1) & mask;
         }
+    }
+
+    /// The length (closing quote included) of string `i` if its quoted bytes start at
+    /// `bytes[at..]`, whose first 8 bytes are `key`.
+    #[inline]
+    fn matches(&self, i: usize, key: u64, bytes: &[u8], at: usize) -> Option<usize> {
+        if self.keys.get(i) != Some(&key) {
+            return None;
+        }
+        let q = self.quoted.get(i)?;
+        // A key holds the first 8 bytes: shorter strings matched whole already.
+        let whole = q.len() <= 8
+            || bytes
+                .get(at..at + q.len())
+                .is_some_and(|s| same_bytes(s, q));
+        whole.then_some(q.len())
     }
 
     /// As [`KnownStrings::find`], by trying the strings in order from `first` (wrapping): for
@@ -207,15 +215,8 @@ impl KnownStrings {
             if i >= n {
                 i = 0;
             }
-            if self.keys.get(i) == Some(&key) {
-                let q = self.quoted.get(i)?;
-                let whole = q.len() <= 8
-                    || bytes
-                        .get(at..at + q.len())
-                        .is_some_and(|s| same_bytes(s, q));
-                if whole {
-                    return Some((i, q.len()));
-                }
+            if let Some(len) = self.matches(i, key, bytes, at) {
+                return Some((i, len));
             }
             i += 1;
         }
