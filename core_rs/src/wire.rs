@@ -1,6 +1,6 @@
 //! The gateway's two hot NATS chores, as pure byte work (no I/O, no Python):
 //!
-//! - [`exchange_message`]: the HPUB command that stores a station's CALL and the answer we are
+//! - [`exchange_parts`]: the HPUB command that stores a station's CALL and the answer we are
 //!   about to send as one JetStream message (a JSON array of two `csms.frame` envelopes, exactly
 //!   as the Python envelope encoder writes them, field for field and byte for byte), with its
 //!   `Nats-Msg-Id` header and the reply subject its PubAck comes back on.
@@ -218,21 +218,6 @@ pub fn exchange_parts(
     let total = headers.len() + body.len();
     let head = format!("HPUB {subject} {reply} {} {total}\r\n", headers.len());
     (head, headers, body)
-}
-
-/// [`exchange_parts`] as one buffer, CRLF included.
-pub fn exchange_message(
-    subject: &str,
-    reply: &str,
-    origin: &Origin<'_>,
-    unique_id: &str,
-    action: &str,
-    call: &Frame<'_>,
-    answer: &Frame<'_>,
-) -> Vec<u8> {
-    let (head, headers, body) =
-        exchange_parts(subject, reply, origin, unique_id, action, call, answer);
-    [head.as_bytes(), headers.as_bytes(), &body, b"\r\n"].concat()
 }
 
 /// Longest decimal number we read from the server (u64 has 20 digits).
