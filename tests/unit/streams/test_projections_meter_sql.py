@@ -184,9 +184,10 @@ async def test_replay_and_redelivery_give_the_same_rows_once(store: Store) -> No
     assert [m["stream_seq"] for m in again] == [9, 9]  # one row per reading, the later wins
 
 
-def test_the_sql_unit_table_is_the_python_one() -> None:
-    """007's transform() arrays spell streams/projections/units.py's table."""
-    sql = (schema.SCHEMA_DIR / "007_meter_values_from_events.sql").read_text()
+@pytest.mark.parametrize("name", ["007_meter_values_from_events", "009_meter_values_typed"])
+def test_the_sql_unit_table_is_the_python_one(name: str) -> None:
+    """The views' transform() arrays spell streams/projections/units.py's table."""
+    sql = (schema.SCHEMA_DIR / f"{name}.sql").read_text()
     table = re.search(r"transform\(unit_or_wh,\s*\[([^\]]*)\],\s*\[([^\]]*)\],\s*unit_or_wh\)", sql)
     assert table is not None
     arrays = [re.findall(r"'([^']*)'", table[1]), re.findall(r"'([^']*)'", table[2])]
@@ -198,3 +199,13 @@ def test_the_sql_unit_table_is_the_python_one() -> None:
     kilo_units = re.findall(r"'([^']*)'", kilo[1])
     assert {u for u in units._UNITS if units.base_unit(u)[1] != 1.0} == set(kilo_units)
     assert all(units.base_unit(u)[1] == 1000.0 for u in kilo_units)
+
+
+async def test_one_view_makes_the_meter_rows(store: Store) -> None:
+    """009 replaced 007's view: exactly one materialized view writes meter_values."""
+    views = await store.query(
+        "SELECT name FROM system.tables WHERE database = {db:String} "
+        "AND engine = 'MaterializedView' AND create_table_query LIKE '% TO %meter_values%'",
+        {"db": store.database},
+    )
+    assert [v["name"] for v in views] == ["meter_values_from_events_typed"]
