@@ -140,3 +140,7 @@ def scan_acks(data: bytes, start: int, prefix: bytes) -> tuple[int, list[tuple[i
     """``(position, [(token, stream sequence), ...])``: the successful JetStream PubAcks
     (``MSG <prefix>.<token> <sid> <len>``) in ``data`` from ``start`` on, up to the first
     operation that is anything else or incomplete, which ends at ``position``."""
+
+def may_hold_negative(frame: bytes) -> bool:
+    """Could the frame hold a negative number or a string starting with ``-`` (a byte scan, no
+    parse)? False is certain; True means the payload has to be read (M30 flags)."""

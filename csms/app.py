@@ -212,6 +212,7 @@ async def start(settings: Settings) -> Running:
             port=settings.ocpp_port,
             ping_interval_s=settings.ping_interval_s,
             ping_timeout_s=settings.ping_timeout_s,
+            boot_timeout_s=settings.boot_timeout_s,
             tls_port=settings.tls_port,
             max_pending_handshakes_per_address=settings.max_pending_handshakes_per_address,
         ),

@@ -47,7 +47,11 @@ class TransactionIds(Protocol):
     """1.6 transaction ids, unique across gateway processes and restarts; the same key always
     gets the same id (a retried StartTransaction)."""
 
-    async def allocate(self, key: str) -> int: ...
+    async def allocate(self, key: str, station_id: str) -> int: ...
+
+    async def started_by(self, transaction_id: int) -> str | None:
+        """The station an id was allocated for; None: never allocated (M31)."""
+        ...
 
 
 class TokenAuthorizer(Protocol):

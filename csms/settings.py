@@ -27,6 +27,10 @@ class Settings:
     """Idle time before the gateway pings a station."""
     ping_timeout_s: float = 30.0
     """A station that does not answer a ping within this time is disconnected."""
+    boot_timeout_s: float = 120.0
+    """A connection that sends no OCPP message within this time of its upgrade is closed (D2;
+    0: never). Any message counts, not only a BootNotification: a booted station reconnects
+    without booting again (ADR 0002)."""
     call_timeout_s: float = 30.0
     max_frame_bytes: int = 64 * 1024
     stream_replicas: int = 1

@@ -11,6 +11,10 @@ reserves ``BLOCK`` numbers with one compare-and-set and hands them out locally. 
 update per StartTransaction made a burst of 1,000 starts contend on one key (each round of
 compare-and-set lets one through: about 35 answers/s, timeouts; issue 6's burst scenario).
 Ids stay unique across processes and restarts; a restart skips the rest of its block.
+
+``owner.<id>`` → the station the id was allocated for: ``started_by`` tells a StopTransaction
+for an id we never handed out (M31, flagged in its event). Ids allocated before these entries
+existed read as unknown.
 """
 
 from __future__ import annotations
@@ -25,6 +29,10 @@ from nats.js.kv import KeyValue
 BUCKET = "CSMS_TX16"
 _COUNTER = "next"
 BLOCK = 100
+
+
+def _owner_key(transaction_id: int) -> str:
+    return f"owner.{transaction_id}"
 
 
 class KvTransactionIds:
@@ -48,11 +56,15 @@ class KvTransactionIds:
             )
         return cls(kv)
 
-    async def allocate(self, key: str) -> int:
+    async def allocate(self, key: str, station_id: str) -> int:
         existing = await self._lookup(key)
         if existing is not None:
             return existing
         candidate = await self._next_number()
+        # Who the id is for, written before the id can be answered: a StopTransaction for an
+        # id without it was never started here (M31). A number skipped after a lost race keeps
+        # its entry; no StopTransaction ever names it.
+        await self._kv.put(_owner_key(candidate), station_id.encode())
         try:
             await self._kv.create(key, str(candidate).encode())
         except KeyWrongLastSequenceError:
@@ -61,6 +73,15 @@ class KvTransactionIds:
                 raise
             return raced
         return candidate
+
+    async def started_by(self, transaction_id: int) -> str | None:
+        if transaction_id <= 0:
+            return None
+        try:
+            entry = await self._kv.get(_owner_key(transaction_id))
+        except KeyNotFoundError:
+            return None
+        return (entry.value or b"").decode()
 
     async def _lookup(self, key: str) -> int | None:
         try:

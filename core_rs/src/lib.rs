@@ -13,6 +13,7 @@ pub mod error;
 mod fast;
 pub mod frame;
 pub mod limits;
+pub mod negative;
 pub mod parse;
 mod scan;
 pub mod schema;

@@ -40,6 +40,11 @@ class GatewayConfig:
     port: int = 9000
     ping_interval_s: float = 60.0
     ping_timeout_s: float = 30.0
+    boot_timeout_s: float = 120.0
+    """Close a connection silent this long after its upgrade (D2); 0: never."""
+    flood_s: float = 10.0
+    """Close a station that keeps its inbound queue full this long (D7: CALLs sent without
+    waiting for answers, OCPP-J FR.01); 0: never."""
     handshake_timeout_s: float = 5.0
     read_buffer_bytes: int = 2048
     tls_port: int | None = None
@@ -96,6 +101,7 @@ class Gateway:
             ping_timeout_s=self.config.ping_timeout_s,
             max_frame_bytes=any_codec.max_frame_bytes,
             read_buffer_bytes=self.config.read_buffer_bytes,
+            auto_pong=False,  # sessions answer pings within a PingBudget (D8)
         )
         host, port = self.config.host, self.config.port
         self._pending = PendingHandshakes(self.config.max_pending_handshakes_per_address)
@@ -174,12 +180,14 @@ class Gateway:
         and dead ones dropped without a timer or task per connection (memory per idle
         connection is a target: picows' own auto-ping runs a task per connection)."""
         interval_s, timeout_s = self.config.ping_interval_s, self.config.ping_timeout_s
-        tick_s = min(max(min(interval_s, timeout_s) / 4, 0.05), 5.0)
+        silent_s, flood_s = self.config.boot_timeout_s, self.config.flood_s
+        shortest = min(interval_s, timeout_s, silent_s or interval_s, flood_s or interval_s)
+        tick_s = min(max(shortest / 4, 0.05), 5.0)
         while True:
             await asyncio.sleep(tick_s)
             now = time.monotonic()
             for session in list(self.sessions.values()):
-                session.keepalive(now, interval_s, timeout_s)
+                session.keepalive(now, interval_s, timeout_s, silent_s, flood_s)
 
     async def stop(self) -> None:
         """Stop accepting, close every session with 1001, let in-flight work finish."""

@@ -24,11 +24,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from msgspec.structs import replace
 from picows import WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport
 
 from csms.domain.events import Direction, FrameEvent, Kind, Origin
-from csms.gateway.limits import StrikeBudget
-from csms.handlers.context import HandlerContext
+from csms.domain.flags import CHECKED_ACTIONS, meter_flag
+from csms.gateway.limits import PingBudget, StrikeBudget
+from csms.handlers.context import Flagged, HandlerContext
 from csms.handlers.routing import ROUTES, SEND_ONLY
 from csms.ports import EventSink
 from csms.protocol import (
@@ -39,6 +41,7 @@ from csms.protocol import (
     Ignored,
     MessageTypeError,
     OcppError,
+    may_hold_negative,
 )
 
 log = logging.getLogger(__name__)
@@ -70,13 +73,17 @@ class StationSession(WSListener):
         "_closed",
         "_current",
         "_done",
+        "_flag",
+        "_flooding_since",
         "_fragments",
         "_last_seen",
         "_on_closed",
+        "_opened_at",
         "_origin",
         "_paused",
         "_pending",
         "_ping_sent",
+        "_pings",
         "_recent",
         "_reply",
         "_seq",
@@ -125,13 +132,20 @@ class StationSession(WSListener):
         """M24: ids of CALLs answered while frames waited, with the arrival count at the answer:
         a waiting CALL that arrived before the answer to its id is a duplicate in flight."""
         self._paused = False
+        self._flooding_since = 0.0
+        """When reading was paused with a full inbound queue that has not emptied since (D7)."""
+        self._pings: PingBudget | None = None
+        """Made at the first ping from the station (D8)."""
         self._fragments = bytearray()
-        self._last_seen = time.monotonic()
+        self._last_seen = self._opened_at = time.monotonic()  # one float for both
         self._ping_sent = 0.0
         """When our unanswered keep-alive ping left (0: none outstanding)."""
         self._strikes: StrikeBudget | None = None
         self._struck_out = False
         self._boot_refused = False
+        self._flag: str | None = None
+        """What csms.domain.flags found suspicious in the CALL being answered (M30/M31): goes
+        into that CALL's stored event as ``reason``."""
         """Our answer to this session's BootNotification refused it (ADR 0002, M28): every other
         CALL gets SecurityError until a BootNotification is accepted."""
         """Too many peer-caused CALLERRORs: close with 1008 once the current reply is sent."""
@@ -164,24 +178,41 @@ class StationSession(WSListener):
     def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
         self._last_seen = time.monotonic()
         kind = frame.msg_type
-        if kind == WSMsgType.TEXT and frame.fin and not self._fragments:  # the common case
+        if frame.rsv1 or frame.rsv2 or frame.rsv3:
+            # M34: no extension is ever negotiated, so a set RSV bit is a protocol error
+            # (RFC 6455 §5.2); picows passes such frames through unchecked.
+            self.close(WSCloseCode.PROTOCOL_ERROR, "RSV bit set without a negotiated extension")
+        elif kind == WSMsgType.TEXT and frame.fin and not self._fragments:  # the common case
             data = frame.get_payload_as_bytes()
             if len(data) > self.codec.max_frame_bytes:
                 self.close(WSCloseCode.MESSAGE_TOO_BIG, "message too big")
             else:
                 self._enqueue("frame", data)
-        elif kind == WSMsgType.PONG:
-            self._ping_sent = 0.0
         elif kind == WSMsgType.TEXT or kind == WSMsgType.CONTINUATION:
-            self._fragments += frame.get_payload_as_bytes()
-            if len(self._fragments) > self.codec.max_frame_bytes:
-                self._fragments.clear()
-                self.close(WSCloseCode.MESSAGE_TOO_BIG, "message too big")
-                return
-            if frame.fin:
-                data = bytes(self._fragments)
-                self._fragments.clear()
-                self._enqueue("frame", data)
+            self._fragment(frame)
+        else:
+            self._control(transport, frame, kind)
+
+    def _fragment(self, frame: WSFrame) -> None:
+        self._fragments += frame.get_payload_as_bytes()
+        if len(self._fragments) > self.codec.max_frame_bytes:
+            self._fragments.clear()
+            self.close(WSCloseCode.MESSAGE_TOO_BIG, "message too big")
+        elif frame.fin:
+            data = bytes(self._fragments)
+            self._fragments.clear()
+            self._enqueue("frame", data)
+
+    def _control(self, transport: WSTransport, frame: WSFrame, kind: WSMsgType) -> None:
+        if kind == WSMsgType.PONG:
+            self._ping_sent = 0.0
+        elif kind == WSMsgType.PING:
+            if self._pings is None:
+                self._pings = PingBudget()
+            if self._pings.allow():
+                transport.send(WSMsgType.PONG, frame.get_payload_as_bytes())
+            else:  # D8: a ping flood is closed, not answered at any rate
+                self.close(WSCloseCode.POLICY_VIOLATION, "too many pings")
         elif kind == WSMsgType.BINARY:
             self.close(WSCloseCode.UNSUPPORTED_DATA, "OCPP-J uses text frames")
         elif kind == WSMsgType.CLOSE:
@@ -209,6 +240,8 @@ class StationSession(WSListener):
         self._backlog.append((kind, data, arrival))
         if len(self._backlog) >= INBOUND_QUEUE and not self._paused and self._transport:
             self._paused = True
+            if not self._flooding_since:
+                self._flooding_since = time.monotonic()
             self._transport.underlying_transport.pause_reading()
 
     def _next(self, _: int = 0) -> None:
@@ -216,6 +249,7 @@ class StationSession(WSListener):
         self._busy = False
         self._worker = None
         if not self._backlog:
+            self._flooding_since = 0.0
             self._current = self._recent = None
             self._backlog = None  # an idle session keeps no deque (they are 600+ bytes)
             return
@@ -264,6 +298,8 @@ class StationSession(WSListener):
         self._current = unique_id
         received_at_ns = time.time_ns()
         action = frame.action
+        if action in CHECKED_ACTIONS and may_hold_negative(data):
+            self._flag = meter_flag(action, frame.payload)
         outcome = self._outcome(frame, unique_id, action)
         if isinstance(outcome, tuple):
             self._submit_answer(data, received_at_ns, unique_id, action, outcome)
@@ -283,9 +319,10 @@ class StationSession(WSListener):
     ) -> None:
         """Store the CALL and its answer as one message; the answer leaves on the PubAck."""
         reply, message_type = outcome
+        flag, self._flag = self._flag, None
         if self._transport is None or self._transport.is_disconnected:
             received = self._event(
-                "frame", "in", 2, unique_id, action, data.decode(), at_ns=received_at_ns
+                "frame", "in", 2, unique_id, action, data.decode(), flag, received_at_ns
             )
             self.sink.submit((received,), self._next)
             return
@@ -297,6 +334,19 @@ class StationSession(WSListener):
         seq = self._seq
         self._seq = seq + 2
         self._reply = reply
+        if flag is not None:  # rare: the events as objects, the CALL's with its flag
+            call, answer = origin.exchange(
+                seq,
+                unique_id,
+                action,
+                data.decode(),
+                received_at_ns,
+                message_type,
+                reply.decode(),
+                time.time_ns(),
+            )
+            self.sink.submit((replace(call, reason=flag), answer), self._deliver)
+            return
         self.sink.submit_exchange(
             origin,
             seq,
@@ -345,6 +395,7 @@ class StationSession(WSListener):
         try:
             self._submit_answer(data, received_at_ns, unique_id, action, await outcome)
         except Exception:
+            self._flag = None
             log.exception("session %s of %s failed", self.session_id, self.station_id)
             self.close(WSCloseCode.INTERNAL_ERROR, "internal error")
             self._next()
@@ -357,12 +408,31 @@ class StationSession(WSListener):
             self.close(WSCloseCode.INTERNAL_ERROR, "internal error")
         self._next()
 
-    def keepalive(self, now: float, interval_s: float, timeout_s: float) -> None:
+    def keepalive(
+        self,
+        now: float,
+        interval_s: float,
+        timeout_s: float,
+        silent_s: float = 0.0,
+        flood_s: float = 0.0,
+    ) -> None:
         """Called by the gateway's sweeper (one timer for all sessions, not a task each): ping
         a station silent for ``interval_s``; drop one that has not answered within
-        ``timeout_s`` (a half-open TCP connection would otherwise hold its identity)."""
+        ``timeout_s`` (a half-open TCP connection would otherwise hold its identity). Close a
+        connection that has sent no OCPP message within ``silent_s`` of opening (D2: an
+        upgraded socket that never boots only holds resources; 0: never), and one whose inbound
+        queue stayed full for ``flood_s`` (D7: it sends CALLs without waiting for answers;
+        the read pause already bounds its memory, this frees its share of the loop)."""
         transport = self._transport
         if transport is None or transport.is_disconnected:
+            return
+        if silent_s and not self._arrivals and now - self._opened_at > silent_s:
+            log.info("station %s sent nothing in %.0f s; closing", self.station_id, silent_s)
+            self.close(WSCloseCode.POLICY_VIOLATION, "no OCPP message after connecting")
+            return
+        if flood_s and self._flooding_since and now - self._flooding_since > flood_s:
+            log.warning("station %s floods CALLs without waiting; closing", self.station_id)
+            self.close(WSCloseCode.POLICY_VIOLATION, "CALLs sent without waiting for answers")
             return
         if self._ping_sent:
             if now - self._ping_sent > timeout_s:
@@ -521,6 +591,9 @@ class StationSession(WSListener):
         if not isinstance(outcome, tuple):
             outcome = await outcome
         reply, message_type = outcome
+        flag, self._flag = self._flag, None
+        if flag is not None:
+            received = replace(received, reason=flag)
         await self._send(reply, message_type, call.unique_id, call.action, received)
 
     def _outcome(
@@ -549,15 +622,21 @@ class StationSession(WSListener):
             return self._handler_failed(call, exc), 4
         if isinstance(response, dict):
             return self._result(unique_id, action, response)
+        if isinstance(response, Flagged):
+            self._flag = response.flag
+            return self._result(unique_id, action, response.payload)
         return self._result_later(call, response)
 
     async def _result_later(
-        self, call: Call, pending: Awaitable[dict[str, Any]]
+        self, call: Call, pending: Awaitable[dict[str, Any] | Flagged]
     ) -> tuple[bytes, int]:
         try:
             response = await pending
         except Exception as exc:  # noqa: BLE001 (logged there)
             return self._handler_failed(call, exc), 4
+        if isinstance(response, Flagged):
+            self._flag = response.flag
+            response = response.payload
         return self._result(call.unique_id, call.action, response)
 
     def _result(self, unique_id: str, action: str, response: dict[str, Any]) -> tuple[bytes, int]:

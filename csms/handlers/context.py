@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from csms.ports import TokenAuthorizer, TransactionIds
 
@@ -17,6 +17,14 @@ class Request(Protocol):
 
     @property
     def payload(self) -> dict[str, Any]: ...
+
+
+class Flagged(NamedTuple):
+    """A normal answer to a request that is suspicious all the same (csms.domain.flags): the
+    session sends ``payload`` and records ``flag`` in the CALL's stored event."""
+
+    payload: dict[str, Any]
+    flag: str
 
 
 @dataclass(frozen=True, slots=True)

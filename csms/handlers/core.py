@@ -7,9 +7,13 @@ StartTransaction, §4.10 StopTransaction; 2.x Part 2 B01, G02, C01, E01-E07.
 from __future__ import annotations
 
 import hashlib
+import logging
 from typing import Any
 
-from csms.handlers.context import HandlerContext, Request
+from csms.domain import flags
+from csms.handlers.context import Flagged, HandlerContext, Request
+
+log = logging.getLogger(__name__)
 
 Payload = dict[str, Any]
 
@@ -54,18 +58,32 @@ async def start_transaction(ctx: HandlerContext, request: Request) -> Payload:
     """Allocate (or find again, for a retry) a transactionId unique across gateway processes
     and restarts; the token decides idTagInfo.status (1.6 §4.8)."""
     payload = request.payload
-    transaction_id = await ctx.transaction_ids.allocate(start_key(ctx.station_id, payload))
+    transaction_id = await ctx.transaction_ids.allocate(
+        start_key(ctx.station_id, payload), ctx.station_id
+    )
     status = ctx.tokens.status(payload["idTag"])
     return {"transactionId": transaction_id, "idTagInfo": {"status": status}}
 
 
-def stop_transaction(ctx: HandlerContext, request: Request) -> Payload:
+async def stop_transaction(ctx: HandlerContext, request: Request) -> Payload | Flagged:
     """Always acknowledged, also for unknown ids (incl. -1): refusing makes chargers retry
-    and block the next start (reliability.md §1.11). idTagInfo only when an idTag came."""
+    and block the next start (reliability.md §1.11). idTagInfo only when an idTag came. An id
+    we did not start for this station is flagged in the event (M31); if the look-up fails the
+    answer goes out unflagged (an unavailable bucket must not turn into a CALLERROR)."""
     payload = request.payload
+    answer: Payload = {}
     if "idTag" in payload:
-        return {"idTagInfo": {"status": ctx.tokens.status(payload["idTag"])}}
-    return {}
+        answer = {"idTagInfo": {"status": ctx.tokens.status(payload["idTag"])}}
+    transaction_id = payload["transactionId"]
+    try:
+        started_by = await ctx.transaction_ids.started_by(transaction_id)
+    except Exception:  # the flag is best effort, the answer is not
+        log.warning("transaction %s: owner look-up failed", transaction_id, exc_info=True)
+        return answer
+    if started_by == ctx.station_id:
+        return answer
+    elsewhere = f" (started by {started_by})" if started_by else ""
+    return Flagged(answer, f"{flags.UNKNOWN_TRANSACTION} {transaction_id}{elsewhere}")
 
 
 def transaction_event(ctx: HandlerContext, request: Request) -> Payload:

@@ -11,10 +11,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from csms.handlers import core, services
-from csms.handlers.context import HandlerContext, ParsedRequest, Request
+from csms.handlers.context import Flagged, HandlerContext, ParsedRequest, Request
 
 Payload = dict[str, Any]
-Handler = Callable[[HandlerContext, Request], Payload | Awaitable[Payload]]
+Answer = Payload | Flagged
+"""The payload to answer with, or that payload plus a flag for the stored event (M31)."""
+Handler = Callable[[HandlerContext, Request], Answer | Awaitable[Answer]]
 """A plain function answers at once (the session answers from the PubAck callback, no task);
 an ``async def`` handler is for answers that need I/O (1.6 StartTransaction's id allocation)."""
 
@@ -94,7 +96,13 @@ SEND_ONLY: frozenset[tuple[str, str]] = frozenset({("2.1", "NotifyPeriodicEventS
 
 
 async def respond(handler: Handler, ctx: HandlerContext, payload: Payload) -> Payload:
-    """Call any handler, plain or async, with a parsed payload (tests, replays)."""
+    """Call any handler, plain or async, with a parsed payload (tests, replays); the payload
+    it answers with (a flag dropped)."""
+    answer = await respond_flagged(handler, ctx, payload)
+    return answer.payload if isinstance(answer, Flagged) else answer
+
+
+async def respond_flagged(handler: Handler, ctx: HandlerContext, payload: Payload) -> Answer:
     response = handler(ctx, ParsedRequest(payload))
     if inspect.isawaitable(response):
         return await response

@@ -19,6 +19,7 @@ from csms._core import (
     OcppError,
     PayloadError,
     SchemaLoadError,
+    may_hold_negative,
 )
 from csms._core import __version__ as core_version
 from csms.protocol.codecs import CodecOptions, codec_for, schema_dir
@@ -44,6 +45,7 @@ __all__ = [
     "SchemaLoadError",
     "codec_for",
     "core_version",
+    "may_hold_negative",
     "negotiate_subprotocol",
     "schema_dir",
     "version_of_subprotocol",

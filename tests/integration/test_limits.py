@@ -169,3 +169,81 @@ async def test_d3_tls_handshake_flood_from_one_address(
         assert legit.status == 101
     finally:
         await running.stop()
+
+
+class PongCounter(CloseRecorder):
+    """Counts the server's pongs, remembers its close code."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pongs = 0
+        self.pong = asyncio.Event()
+
+    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        if frame.msg_type == WSMsgType.PONG:
+            self.pongs += 1
+            self.pong.set()
+        super().on_ws_frame(transport, frame)
+
+
+async def test_d8_pings_are_answered_within_a_budget_and_a_flood_closes_1008(
+    csms: app.Running,
+) -> None:
+    transport, listener = await picows.ws_connect(
+        PongCounter, ws_url(csms, "D8"), extra_headers={"Sec-WebSocket-Protocol": "ocpp1.6"}
+    )
+    assert isinstance(listener, PongCounter)
+    transport.send_ping(b"hello")
+    await asyncio.wait_for(listener.pong.wait(), 5)  # one ping: one pong
+    assert listener.pongs == 1
+    for _ in range(1000):  # a flood: the budget (burst 10, 2/s) runs out long before
+        transport.send_ping(b"x")
+    await asyncio.wait_for(listener.closed.wait(), 5)
+    assert listener.code == WSCloseCode.POLICY_VIOLATION
+    assert listener.pongs <= 12
+    other = await Station.connect(ws_url(csms, "D8-other"), "ocpp1.6")
+    assert (await other.call("Heartbeat", {}))[0] == 3
+    await other.close()
+
+
+@pytest.fixture
+async def short_flood(csms: app.Running) -> app.Running:
+    """The CSMS with its listener restarted to close a station flooding for 0.5 s."""
+    csms.gateway.config = replace(csms.gateway.config, flood_s=0.5)
+    await csms.gateway.stop()
+    csms.gateway.sessions.clear()
+    await csms.gateway.start()
+    return csms
+
+
+async def test_d7_calls_without_waiting_close_1008_others_still_served(
+    short_flood: app.Running,
+) -> None:
+    """D7: a station that keeps sending CALLs without waiting for the answers (FR.01) is read
+    one frame at a time with its reading paused, then closed with 1008 once its queue stayed
+    full for ``flood_s``; another station is answered meanwhile."""
+    transport, listener = await picows.ws_connect(
+        CloseRecorder,
+        ws_url(short_flood, "D7"),
+        extra_headers={"Sec-WebSocket-Protocol": "ocpp1.6"},
+    )
+    assert isinstance(listener, CloseRecorder)
+    other = await Station.connect(ws_url(short_flood, "D7-other"), "ocpp1.6")
+
+    async def flood() -> None:
+        sent = 0
+        while not listener.closed.is_set() and not transport.is_disconnected:
+            for _ in range(200):
+                transport.send(WSMsgType.TEXT, b'[2,"f%d","Heartbeat",{}]' % sent)
+                sent += 1
+            await asyncio.sleep(0.005)  # let the loop run: the flood is sustained, not one burst
+
+    flooding = asyncio.create_task(flood())
+    try:
+        assert (await asyncio.wait_for(other.call("Heartbeat", {}), 5))[0] == 3
+        await asyncio.wait_for(listener.closed.wait(), 10)
+        assert listener.code == WSCloseCode.POLICY_VIOLATION
+        assert (await asyncio.wait_for(other.call("Heartbeat", {}), 5))[0] == 3
+    finally:
+        flooding.cancel()
+        await other.close()

@@ -41,14 +41,12 @@ async def test_m3_a_binary_frame_closes_1003(csms: app.Running, version: str, to
     assert await closed_with(station) == 1003
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="M34 not built: picows does not check the RSV bits and the session (hot path, not "
-    "this module's owner) does not either; the frame is processed. Remove the mark when fixed.",
-)
-async def test_m34_rsv1_without_an_extension_closes_1002(csms: app.Running) -> None:
-    station = await Station.connect(ws_url(csms, "M34"), "ocpp2.0.1")
-    station.transport.send(picows.WSMsgType.TEXT, b'[2,"a1","Heartbeat",{}]', rsv1=True)
+@pytest.mark.parametrize("bit", ["rsv1", "rsv2", "rsv3"])
+async def test_m34_a_reserved_bit_without_an_extension_closes_1002(
+    csms: app.Running, bit: str
+) -> None:
+    station = await Station.connect(ws_url(csms, f"M34-{bit}"), "ocpp2.0.1")
+    station.transport.send(picows.WSMsgType.TEXT, b'[2,"a1","Heartbeat",{}]', **{bit: True})
     assert await closed_with(station) == 1002
 
 

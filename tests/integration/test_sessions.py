@@ -49,6 +49,35 @@ async def test_a_peer_that_stops_answering_pings_is_disconnected(fast_ping: app.
     assert [e.kind for e in events] == ["connected", "disconnected"]
 
 
+@pytest.fixture
+async def short_boot_timeout(csms: app.Running) -> app.Running:
+    """The same CSMS with its listener restarted to close connections silent for 0.5 s."""
+    csms.gateway.config = replace(csms.gateway.config, boot_timeout_s=0.5)
+    await csms.gateway.stop()
+    csms.gateway.sessions.clear()
+    await csms.gateway.start()
+    return csms
+
+
+async def test_d2_a_connection_that_never_speaks_is_closed(
+    short_boot_timeout: app.Running,
+) -> None:
+    """D2: upgraded, answering pings, but no OCPP message: closed with 1008 after the boot
+    timeout; a station that sends anything (a reconnect without a boot) stays."""
+    silent = await Station.connect(ws_url(short_boot_timeout, "CP-SILENT"), "ocpp1.6")
+    talking = await Station.connect(ws_url(short_boot_timeout, "CP-TALKS"), "ocpp1.6")
+    assert (await talking.call("Heartbeat", {}))[0] == 3
+    await asyncio.wait_for(silent.listener.closed.wait(), 10)
+    received = silent.transport.close_handshake.recv
+    assert received is not None
+    assert received.code == picows.WSCloseCode.POLICY_VIOLATION
+    assert not talking.listener.closed.is_set()
+    assert (await talking.call("Heartbeat", {}))[0] == 3
+    await talking.close()
+    events = await read_all_events(short_boot_timeout.nats_url, "CP-SILENT")
+    assert [e.kind for e in events] == ["connected", "disconnected"]
+
+
 async def _answer_next_call(station: Station, reply: object) -> str:
     call = await station.receive()
     assert call[0] == 2

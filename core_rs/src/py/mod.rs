@@ -19,5 +19,13 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     classes::register(m)?;
     errors::register(m)?;
     wire::register(m)?;
+    m.add_function(wrap_pyfunction!(may_hold_negative, m)?)?;
     Ok(())
+}
+
+/// Could the frame hold a negative number or a string starting with `-`? A `false` is
+/// certain; see [`crate::negative::may_hold_negative`].
+#[pyfunction]
+fn may_hold_negative(frame: &[u8]) -> bool {
+    crate::negative::may_hold_negative(frame)
 }

@@ -22,8 +22,11 @@ class CountingIds:
     def __init__(self) -> None:
         self.ids: dict[str, int] = {}
 
-    async def allocate(self, key: str) -> int:
+    async def allocate(self, key: str, station_id: str) -> int:
         return self.ids.setdefault(key, len(self.ids) + 1)
+
+    async def started_by(self, transaction_id: int) -> str | None:
+        return "CP1" if 0 < transaction_id <= len(self.ids) else None
 
 
 @pytest.mark.parametrize("version", SUPPORTED_VERSIONS)

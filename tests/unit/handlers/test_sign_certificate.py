@@ -24,7 +24,10 @@ class Renewals:
 
 
 class NoIds:
-    async def allocate(self, key: str) -> int:
+    async def allocate(self, key: str, station_id: str) -> int:
+        raise AssertionError("not used")
+
+    async def started_by(self, transaction_id: int) -> str | None:
         raise AssertionError("not used")
 
 
