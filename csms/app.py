@@ -23,6 +23,7 @@ import nats
 from nats.aio.client import Client as NatsClient
 from nats.errors import Error as NatsError
 
+from csms import tls_audit
 from csms.api.app import ApiServer, build_app
 from csms.api.metrics import EventSinkFigures, track_event_sink, track_gateway_stations
 from csms.api.services import ApiServices
@@ -269,6 +270,9 @@ def _tls_context(settings: Settings) -> ssl.SSLContext | None:
     if settings.tls_client_certificate not in ("optional", "required"):
         raise ValueError("tls_client_certificate is optional or required")
     required = settings.tls_client_certificate == "required"
+    for cert_file, _ in pairs:  # A16: say what stations may refuse, do not refuse to start
+        for problem in tls_audit.audit_files(cert_file, settings.tls_ca_file):
+            log.warning("server certificate %s: %s (csms check-cert)", cert_file, problem)
     return server_tls_context(pairs, settings.tls_ca_file, required)
 
 

@@ -6,8 +6,9 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
-from csms import __version__, analytics_cli, registry_cli
+from csms import __version__, analytics_cli, registry_cli, tls_audit
 from csms.api import cli as api_cli
 from csms.protocol import (
     SUPPORTED_VERSIONS,
@@ -44,6 +45,17 @@ def _check(args: argparse.Namespace) -> int:
         return 1
     print(json.dumps({"accepted": True, "frame": _describe(frame)}))
     return 0
+
+
+def _check_cert(args: argparse.Namespace) -> int:
+    """A16: audit a server certificate file (and its chain) against the CSO's CA file."""
+    ca_file = Path(args.ca) if args.ca else None
+    problems = tls_audit.audit_files(Path(args.cert), ca_file)
+    for problem in problems:
+        print(f"{args.cert}: {problem}")
+    if not problems:
+        print(f"{args.cert}: ok" + ("" if ca_file else " (chain not checked: no --ca)"))
+    return 1 if problems else 0
 
 
 def _describe(frame: Call | CallResult | CallError | Ignored) -> dict[str, object]:
@@ -125,6 +137,9 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, Command]]:
     check.add_argument("--ocpp", choices=SUPPORTED_VERSIONS, default="1.6")
     check.add_argument("--role", choices=["csms", "station"], default="csms")
     check.add_argument("frame", nargs="?", help="the frame text (default: read stdin)")
+    check_cert = sub.add_parser("check-cert", help="audit the CSMS's TLS server certificate")
+    check_cert.add_argument("cert", help="PEM file: the server certificate, then its chain")
+    check_cert.add_argument("--ca", help="PEM file of the CSO's CA (checks the chain)")
     serve = sub.add_parser("serve", help="run the CSMS (embedded NATS unless --nats-url)")
     serve.add_argument("--host")
     serve.add_argument("--ocpp-port", type=int)
@@ -143,6 +158,7 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, Command]]:
     commands: dict[str, Command] = {
         "version": _version,
         "check": _check,
+        "check-cert": _check_cert,
         "serve": _serve,
         "stations": registry_cli.run,
     }
