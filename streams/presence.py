@@ -247,10 +247,15 @@ class PresenceWriter:
         beat = NodeBeat(node_id=self.node_id, at=utc_now(), stations=stations)
         await self._kv.put(node_key(self.node_id), _encode(beat))
 
-    async def flush(self, timeout_s: float = 5.0) -> None:
-        """Wait until every queued write is applied (used before draining NATS)."""
-        with contextlib.suppress(TimeoutError):
+    async def flush(self, timeout_s: float = 5.0) -> bool:
+        """Wait until every queued write is applied (used before draining NATS); False: some
+        were still queued after ``timeout_s`` (NATS away; they keep being retried)."""
+        try:
             await asyncio.wait_for(self._idle.wait(), timeout_s)
+        except TimeoutError:
+            log.warning("presence: %d writes still queued after %.0f s", self._pending, timeout_s)
+            return False
+        return True
 
     async def stop(self) -> None:
         """Apply what is queued (the closes of a drain), then retire the node's beat."""

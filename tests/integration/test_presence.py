@@ -23,7 +23,7 @@ async def bucket(nats_server: EmbeddedNats) -> AsyncIterator[KeyValue]:
 async def started(kv: KeyValue, node_id: str) -> PresenceWriter:
     writer = PresenceWriter(kv, node_id)
     writer.start(lambda: 0, beat_interval_s=60)
-    await writer.flush()
+    assert await writer.flush(60)
     return writer
 
 
@@ -32,7 +32,7 @@ async def test_open_then_close_in_order(bucket: KeyValue) -> None:
     reader = PresenceReader(bucket)
     writer.opened("CP1", "1.6", "s1")
     writer.closed("CP1", "s1")  # queued right behind the open: never overtakes it
-    await writer.flush()
+    assert await writer.flush(60)
     presence = await reader.get("CP1")
     assert presence is not None
     assert presence.connected is False
@@ -44,11 +44,11 @@ async def test_a_late_close_of_a_replaced_session_changes_nothing(bucket: KeyVal
     first, second = await started(bucket, "n1"), await started(bucket, "n2")
     reader = PresenceReader(bucket)
     first.opened("cp2", "2.0.1", "old")
-    await first.flush()
+    assert await first.flush(60)
     second.opened("cp2", "2.0.1", "new")  # the station moved to another node
-    await second.flush()
+    assert await second.flush(60)
     first.closed("cp2", "old")  # the old node notices its socket closed
-    await first.flush()
+    assert await first.flush(60)
     presence = await reader.get("cp2")
     assert presence is not None
     assert (presence.node_id, presence.session_id, presence.connected) == ("n2", "new", True)
@@ -61,7 +61,7 @@ async def test_a_silent_node_turns_its_stations_offline(bucket: KeyValue) -> Non
     writer = await started(bucket, "n3")  # one beat at start, then none for 60 s
     reader = PresenceReader(bucket, beat_interval_s=0.05)  # stale after 0.15 s
     writer.opened("CP3", "1.6", "s3")
-    await writer.flush()
+    assert await writer.flush(60)
 
     async def offline() -> bool:
         presence = await reader.get("CP3")
@@ -80,7 +80,7 @@ async def test_a_silent_node_turns_its_stations_offline(bucket: KeyValue) -> Non
 async def test_a_node_restarting_under_its_name_closes_its_old_entries(bucket: KeyValue) -> None:
     before = await started(bucket, "same")
     before.opened("CP4", "1.6", "s-old")
-    await before.flush()
+    assert await before.flush(60)
     # crash: no close, no stop; the node comes back under the same id and beats again
     after = await started(bucket, "same")
     reader = PresenceReader(bucket)
@@ -91,7 +91,7 @@ async def test_a_node_restarting_under_its_name_closes_its_old_entries(bucket: K
 
     await until(closed)
     after.opened("CP4", "1.6", "s-new")  # it reconnects to the restarted node
-    await after.flush()
+    assert await after.flush(60)
     presence = await reader.get("CP4")
     assert presence is not None
     assert (presence.session_id, presence.connected) == ("s-new", True)
