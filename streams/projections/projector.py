@@ -42,7 +42,7 @@ ACK_TIMEOUT_S = 10.0
 class ProjectorConfig:
     durable: str | None = DURABLE
     """None: an ephemeral consumer from the stream's start (rebuild, benchmarks)."""
-    max_messages: int = 2000
+    max_messages: int = 5000
     max_rows: int = 100_000
     max_delay_s: float = 0.5
     fetch_timeout_s: float = 0.5
@@ -87,7 +87,8 @@ async def write_rows(store: Store, rows: Rows, database: str | None = None) -> N
 
 
 def fold_batch(messages: list[tuple[int, str, bytes, int]]) -> Rows:
-    """Fold (stream sequence, subject, data, stored ms) messages; pure."""
+    """Fold (stream sequence, subject, data, stored ms) messages; pure. ``station_seen``
+    keeps one row per station (its latest time in the batch: the table keeps the latest)."""
     rows = Rows()
     for seq, subject, data, stored_ms in messages:
         try:
@@ -95,7 +96,16 @@ def fold_batch(messages: list[tuple[int, str, bytes, int]]) -> Rows:
         except Exception as err:  # a fold bug must not block the stream
             log.exception("projector: folding stream message %d failed", seq)
             rows.add("poison_events", _message_poison(seq, subject, data, err, stored_ms))
+    rows.tables["station_seen"] = _latest_seen(rows.tables["station_seen"])
     return rows
+
+
+def _latest_seen(rows: list[Row]) -> list[Row]:
+    latest: dict[str, int] = {}
+    for station_id, at_ns in rows:
+        if at_ns > latest.get(station_id, -1):
+            latest[station_id] = at_ns
+    return [[station_id, at_ns] for station_id, at_ns in latest.items()]
 
 
 def _message_poison(seq: int, subject: str, data: bytes, err: Exception, stored_ms: int) -> Row:

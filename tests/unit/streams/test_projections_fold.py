@@ -8,6 +8,7 @@ import pytest
 
 from streams import envelope
 from streams.projections.fold import fold_message
+from streams.projections.projector import fold_batch
 from streams.projections.rows import COLUMNS, WHOLE_MESSAGE, Rows
 from streams.projections.units import normalise
 from tests.projection_events import ScriptedStation, meter_value, sampled_16
@@ -318,3 +319,21 @@ def test_a_fold_bug_costs_one_message(monkeypatch: pytest.MonkeyPatch) -> None:
     rows = projector.fold_batch([(1, "s", data, 0), (2, "s", data, 0), (3, "s", data, 0)])
     assert [r[2] for r in rows.tables["events"]] == [1, 3]
     assert [(r[0], r[1]) for r in rows.tables["poison_events"]] == [(2, WHOLE_MESSAGE)]
+
+
+def test_a_batch_keeps_one_station_seen_row_per_station_its_latest() -> None:
+    """station_seen keeps the latest time per station (ReplacingMergeTree(last_seen_at)): a
+    batch writes one row per station, not one per message, whatever the message order."""
+    a, b = ScriptedStation("A"), ScriptedStation("B")
+    first_a, first_b, second_a = a.connected(), b.connected(), a.disconnected()
+    messages = [first_a, first_b, second_a]
+    batch = [
+        (i + 1, "s", envelope.encode_many([event]), 0)
+        for i, event in enumerate([second_a, first_b, first_a])  # latest of A comes first
+    ]
+    rows = fold_batch(batch)
+    assert sorted(rows.tables["station_seen"]) == [
+        ["A", second_a.received_at_ns],
+        ["B", first_b.received_at_ns],
+    ]
+    assert len(rows.tables["events"]) == len(messages)
