@@ -88,6 +88,18 @@ def _utc(value: Any) -> Any:
     return value
 
 
+_TIME_TYPES = frozenset({"DateTime", "DateTime64"})
+"""Column types (``base_type``, Nullable and LowCardinality included) whose values are made
+aware: the rows of other columns pass untouched."""
+
+
+def _aware(row: Sequence[Any], times: list[int]) -> tuple[Any, ...]:
+    values = list(row)
+    for i in times:
+        values[i] = _utc(values[i])
+    return tuple(values)
+
+
 class StoreError(RuntimeError):
     """The store could not be opened, is away, or refused a statement."""
 
@@ -234,7 +246,15 @@ class Store:
         result = (client or self._client).query(
             sql, parameters=dict(parameters or {}), settings=dict(settings or {})
         )
-        rows = [tuple(_utc(v) for v in row) for row in result.result_rows]
+        found = result.result_rows
+        times = [
+            i
+            for i, column_type in enumerate(result.column_types)
+            if getattr(column_type, "base_type", "") in _TIME_TYPES
+        ]
+        # only those columns are touched (a report of 300,000 rows may have none); a tuple
+        # passed to tuple() stays itself, not a copy
+        rows = [_aware(row, times) for row in found] if times else [tuple(r) for r in found]
         return list(result.column_names), rows
 
     def _query(

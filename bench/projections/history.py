@@ -9,7 +9,7 @@ How it is generated (INSERT ... SELECT FROM numbers(), no Python per row):
   sessions a day (9 messages a session, 36 a day), ten sampled values each (energy register in
   kWh, power, 3 currents, 3 voltages, SoC, temperature: the load benchmark's payload), raw JSON
   as the gateway stores it. The ``meter_values`` rows are made from them by the projector's own
-  path for meter values: the engine-side view of schema 007. 10,000 x 30 x 36 x 10 =
+  path for meter values: the engine-side view of schema 009. 10,000 x 30 x 36 x 10 =
   108,000,000 meter values.
 - ``transaction_facts``: what the Python fold writes for those sessions (a start and a stop fact
   per transaction, a reading fact per MeterValues), generated in SQL with the fold's columns
@@ -237,7 +237,7 @@ def render(outcome: dict[str, Any], args: argparse.Namespace, command: str) -> s
         f"- **History**: {args.stations:,} stations x {args.days} days, generated inside the "
         "engine with INSERT ... SELECT FROM numbers() (bench/projections/history.py): "
         f"{c['events']:,} MeterValues CALLs in `events`, exploded by the projector's meter-value "
-        f"view (schema 007) into **{c['meter_values']:,} meter_values rows**; "
+        f"view (schema 009) into **{c['meter_values']:,} meter_values rows**; "
         f"{c['transaction_facts']:,} transaction facts (start, stop, one reading per "
         f"MeterValues) as the fold writes them; {c['status_notifications']:,} status "
         "notifications. Generation: "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -55,3 +56,27 @@ async def test_engine_errors_are_store_errors(store: Store) -> None:
     await other.close()
     with pytest.raises(StoreError, match="closed"):
         await other.query("SELECT 1")
+
+
+async def test_times_come_back_aware_utc_and_other_values_untouched(store: Store) -> None:
+    """Every DateTime/DateTime64 column (Nullable, LowCardinality too) is made aware UTC; the
+    other columns, dates included, come back as the engine gave them."""
+    (row,) = await store.query(
+        "SELECT toDateTime64('2026-01-02 03:04:05.678', 3, 'UTC') AS ms, "
+        "toNullable(toDateTime64('2026-01-02 03:04:05.123456789', 9, 'UTC')) AS ns, "
+        "CAST(NULL AS Nullable(DateTime64(3, 'UTC'))) AS absent, "
+        "toLowCardinality(toNullable(toDateTime('2026-01-02 03:04:05', 'UTC'))) AS lc, "
+        "toDate('2026-01-02') AS day, 'x' AS s, 7 AS n"
+    )
+    utc = dt.UTC
+    assert row == {
+        "ms": dt.datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=utc),
+        "ns": dt.datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=utc),
+        "absent": None,
+        "lc": dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=utc),
+        "day": dt.date(2026, 1, 2),
+        "s": "x",
+        "n": 7,
+    }
+    names, rows = await store.query_table("SELECT 1 AS a, 'b' AS b")
+    assert (names, rows) == (["a", "b"], [(1, "b")])
