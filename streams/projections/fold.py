@@ -23,10 +23,13 @@ _STATION_KINDS = frozenset({"frame", "connected", "disconnected"})
 """Kinds that say the station was there (a refused ``security`` attempt does not)."""
 
 
-def fold_message(stream_seq: int, subject: str, data: bytes, now_ms: int) -> Rows:
-    """All rows of one stream message. ``now_ms`` is the poison rows' ``recorded_at``: the
-    projector passes the message's stream time, so a replay writes the very same rows."""
-    rows = Rows()
+def fold_message(
+    stream_seq: int, subject: str, data: bytes, now_ms: int, into: Rows | None = None
+) -> Rows:
+    """All rows of one stream message (appended to ``into``, the batch's rows, if given).
+    ``now_ms`` is the poison rows' ``recorded_at``: the projector passes the message's stream
+    time, so a replay writes the very same rows."""
+    rows = Rows() if into is None else into
     try:
         events = envelope.decode_many(data)
     except (msgspec.DecodeError, msgspec.ValidationError) as err:
@@ -135,17 +138,20 @@ def _fold_event(
         return
     if event.kind != "frame" or event.action is None or event.reason is not None:
         return  # refused frames are kept in `events` only
-    where = Where(event.station_id, seq, idx, event.received_at_ns // 1_000_000, event.ocpp_version)
     if event.direction == "out":
         if event.message_type == _RESULT and event.action == "StartTransaction":
             corr = _corr(event)
             if corr in answers and corr not in calls:
                 table = rows.tables["transaction_facts"]
-                table += transactions.start_id_16(where, answers[corr], corr)
+                table += transactions.start_id_16(_where(seq, idx, event), answers[corr], corr)
         return
     if event.message_type != _CALL:
         return
-    _fold_call(rows, where, event, answers)
+    _fold_call(rows, _where(seq, idx, event), event, answers)
+
+
+def _where(seq: int, idx: int, event: FrameEvent) -> Where:
+    return Where(event.station_id, seq, idx, event.received_at_ns // 1_000_000, event.ocpp_version)
 
 
 def _fold_call(

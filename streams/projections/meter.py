@@ -58,15 +58,21 @@ def energy_readings(where: Where, meter_values: Any) -> list[Reading]:
         at_ms = 0
         for sampled in meter_value.get("sampledValue") or ():
             if v16:
+                # the register's unphased value only (9 of 10 sampled values leave here)
+                if (sampled.get("measurand") or ENERGY_REGISTER) != ENERGY_REGISTER:
+                    continue
+                if sampled.get("phase"):
+                    continue
                 unit, multiplier = sampled.get("unit") or "Wh", 0
             else:
                 measure = sampled.get("unitOfMeasure") or {}
                 unit = measure.get("unit") or "Wh"
+                # an out-of-range multiplier makes the event poison, whatever the measurand
                 multiplier = int_column(measure.get("multiplier"), 8) or 0
-            if (sampled.get("measurand") or ENERGY_REGISTER) != ENERGY_REGISTER:
-                continue
-            if sampled.get("phase"):
-                continue
+                if (sampled.get("measurand") or ENERGY_REGISTER) != ENERGY_REGISTER:
+                    continue
+                if sampled.get("phase"):
+                    continue
             number = to_number(sampled.get("value"))
             base, factor = scale(str(unit), multiplier)
             if number is None or base != "Wh":

@@ -90,11 +90,15 @@ def fold_batch(messages: list[tuple[int, str, bytes, int]]) -> Rows:
     """Fold (stream sequence, subject, data, stored ms) messages; pure. ``station_seen``
     keeps one row per station (its latest time in the batch: the table keeps the latest)."""
     rows = Rows()
+    tables = list(rows.tables.values())
     for seq, subject, data, stored_ms in messages:
+        sizes = [len(table) for table in tables]
         try:
-            rows.extend(fold_message(seq, subject, data, stored_ms))
+            fold_message(seq, subject, data, stored_ms, into=rows)
         except Exception as err:  # a fold bug must not block the stream
             log.exception("projector: folding stream message %d failed", seq)
+            for table, size in zip(tables, sizes, strict=True):
+                del table[size:]  # nothing of the message but its poison row
             rows.add("poison_events", _message_poison(seq, subject, data, err, stored_ms))
     rows.tables["station_seen"] = _latest_seen(rows.tables["station_seen"])
     return rows

@@ -308,16 +308,18 @@ def test_an_unreadable_answer_is_not_a_crash() -> None:
 def test_a_fold_bug_costs_one_message(monkeypatch: pytest.MonkeyPatch) -> None:
     from streams.projections import projector
 
-    def broken(seq: int, subject: str, data: bytes, now_ms: int) -> Rows:
-        if seq == 2:
+    def broken(seq: int, subject: str, data: bytes, now_ms: int, into: Rows | None = None) -> Rows:
+        rows = fold_message(seq, subject, data, now_ms, into)
+        if seq == 2:  # after its rows went into the batch: they must not stay
             raise RuntimeError("bug")
-        return fold_message(seq, subject, data, now_ms)
+        return rows
 
     monkeypatch.setattr(projector, "fold_message", broken)
     st = ScriptedStation("CP1")
     data = envelope.encode_many([st.connected()])
     rows = projector.fold_batch([(1, "s", data, 0), (2, "s", data, 0), (3, "s", data, 0)])
     assert [r[2] for r in rows.tables["events"]] == [1, 3]
+    assert len(rows.tables["station_sessions"]) == 2
     assert [(r[0], r[1]) for r in rows.tables["poison_events"]] == [(2, WHOLE_MESSAGE)]
 
 
@@ -337,3 +339,43 @@ def test_a_batch_keeps_one_station_seen_row_per_station_its_latest() -> None:
         ["B", first_b.received_at_ns],
     ]
     assert len(rows.tables["events"]) == len(messages)
+
+
+def test_only_the_16_energy_register_becomes_a_reading_and_a_2x_bad_multiplier_is_poison() -> None:
+    """1.6: the other measurands and phased values give no reading (they are skipped before
+    their unit is looked at); 2.x: a multiplier that does not fit Int8 makes the event poison
+    whatever its measurand, as before."""
+    st = ScriptedStation("CP1")
+    payload = {
+        "connectorId": 1,
+        "transactionId": 9,
+        "meterValue": [
+            meter_value(
+                "2026-01-01T10:00:00Z",
+                sampled_16("7.4", measurand="Power.Active.Import", unit="kW"),
+                sampled_16("1.0", phase="L1", unit="kWh"),
+                sampled_16("2.5", unit="kWh"),
+            )
+        ],
+    }
+    rows = fold(1, st.answered("MeterValues", payload, {}))
+    assert [(f["fact"], f["meter_wh"]) for f in named(rows, "transaction_facts")] == [
+        ("reading", 2500.0)
+    ]
+    st2 = ScriptedStation("CS2", version="2.0.1")
+    voltage = {
+        "value": 230,
+        "measurand": "Voltage",
+        "unitOfMeasure": {"unit": "V", "multiplier": 999},
+    }
+    event = {
+        "eventType": "Updated",
+        "timestamp": "2026-01-01T10:00:00Z",
+        "triggerReason": "MeterValuePeriodic",
+        "seqNo": 1,
+        "transactionInfo": {"transactionId": "tx-1"},
+        "meterValue": [{"timestamp": "2026-01-01T10:00:00Z", "sampledValue": [voltage]}],
+    }
+    rows = fold(2, st2.answered("TransactionEvent", event, {}))
+    assert [r[1] for r in rows.tables["poison_events"]] == [0]
+    assert rows.tables["transaction_facts"] == []
