@@ -10,6 +10,7 @@
     csms bench micro [--quick]           per-frame parse + validate
     csms bench projections [...]         projector ingest, reports over a generated history
     csms bench lag [--rates ...]         end-to-end lag: station send until the row is in ClickHouse
+    csms bench abuse [--attacks D1,...]  §5.6 attacks one at a time: other stations' latency
     csms bench plots                     PNG plots of bench/results/*.json, README section
     csms bench all [--smoke|--full]      every scenario above in turn (not micro: make bench-micro)
 
@@ -38,9 +39,12 @@ MODULES = {
     "micro": "bench.micro",
     "projections": "bench.projections",
     "lag": "bench.load.lag",
+    "abuse": "bench.abuse",
     "plots": "bench.plots",
 }
 SMOKE_DIR = ROOT / ".csms" / "bench-smoke"
+ABUSE_SMOKE = ["--stations", "20", "--rate", "2", "--attack-s", "2", "--baseline-s", "1"]
+ABUSE_SMOKE += ["--settle-s", "0.5", "--warmup-s", "0.5"]
 PLANS: dict[str, list[tuple[str, list[str]]]] = {
     "--smoke": [
         ("load", ["--smoke"]),
@@ -50,6 +54,7 @@ PLANS: dict[str, list[tuple[str, list[str]]]] = {
         ("burst", ["--stations", "50", "--duration", "16"]),
         ("projections", ["--quick"]),
         ("lag", ["--quick"]),
+        ("abuse", [*ABUSE_SMOKE]),
     ],
     "": [
         ("load", []),
@@ -59,6 +64,7 @@ PLANS: dict[str, list[tuple[str, list[str]]]] = {
         ("burst", []),
         ("projections", []),
         ("lag", []),
+        ("abuse", []),
     ],
     "--full": [
         ("load", ["--full"]),
@@ -68,9 +74,10 @@ PLANS: dict[str, list[tuple[str, list[str]]]] = {
         ("burst", []),
         ("projections", []),
         ("lag", []),
+        ("abuse", []),
     ],
 }
-OWN_OUTPUT = {"load", "profile", "boot-storm", "steady", "burst", "lag"}
+OWN_OUTPUT = {"load", "profile", "boot-storm", "steady", "burst", "lag", "abuse"}
 """Runners that take --json and --readme (the smoke run sends them to SMOKE_DIR)."""
 JSON_NAMES = {"boot-storm": "boot_storm"}
 

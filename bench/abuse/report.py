@@ -1,0 +1,223 @@
+"""The ``<!-- abuse:begin -->`` section of bench/README.md: per attack, the limit's observed
+effect, the legitimate stations' latency beside the baseline just before, the server's cost."""
+
+from __future__ import annotations
+
+from bench.abuse.model import AbuseReport, AttackRun, Observed, Window
+from bench.load import report as load_report
+
+X = "\N{MULTIPLICATION SIGN}"
+AFTER = 8
+"""Fresh connections per address right after each attack (``bench.abuse.__main__``)."""
+
+ROWS = {
+    "D1": (
+        "slowloris: 200 sockets from one address, half a request line then 1 byte/s",
+        "5 s handshake timeout, 50 pending per address",
+        "all closed ≤ 6 s; fresh legit stations' p99 connect < 2 s",
+    ),
+    "D3": (
+        "TLS handshake flood, 200/s from one address",
+        "20 handshakes/s per address, burst 50",
+        "excess refused; CPU < 80 %; 0 legit rejections (fresh stations over wss:// here)",
+    ),
+    "D7": (
+        "one station sends 10,000 Heartbeat CALLs/s without waiting",
+        "1 CALL at a time, reading paused at 8 queued, queue full 10 s → 1008",
+        "closed 1008 after ~10 s; legit p99 + < 20 %; RSS < +50 MiB",
+    ),
+    "D8": (
+        "ping flood, 10,000/s from one connection",
+        "PingBudget: burst 10, then 2/s; past it → 1008",
+        "pongs capped or 1008; legit p99 + < 20 %",
+    ),
+    "D11": (
+        "waves of 100 concurrent connections of one identity",
+        "one session per identity (newest replaces)",
+        "exactly 1 left per wave",
+    ),
+    "D12": (
+        "unknown-action CALLs, 30 at once per connection, reconnecting",
+        "StrikeBudget 20 / 60 s → 1008",
+        "1008 after the 21st",
+    ),
+    "D4": (
+        "1 MiB text frames, one per fresh connection",
+        "64 KiB frame cap (picows checks the header)",
+        "1009 before buffering; RSS growth < 2 MiB",
+    ),
+    "D9": (
+        "32,000-deep arrays and 32,000-element arrays, each < 64 KiB, one at a time",
+        "JSON depth ≤ 32 (core), schema",
+        "rejected, < 1 ms per message (server side)",
+    ),
+}
+
+
+def _ms(x: float) -> str:
+    return f"{x:.2f}" if x < 10 else f"{x:.1f}" if x < 100 else f"{x:,.0f}"
+
+
+def _ratio(during: float, baseline: float) -> str:
+    return f"{during / baseline:.2f}{X}" if baseline else "—"
+
+
+def effect(observed: Observed) -> str:
+    """What the attacker saw: its counts, and its timings as median / max."""
+    counts = ", ".join(f"{k} {v:,}" for k, v in sorted(observed.counts.items()))
+    times = "; ".join(
+        f"{k}: median {s.median:.3g}, max {s.max:.3g} ({s.count:,})"
+        for k, s in sorted(observed.times_s.items())
+    )
+    return f"{counts}" + (f"; {times}" if times else "")
+
+
+def _counts(found: dict[str, int]) -> str:
+    return ", ".join(f"{k} {v:,}" for k, v in sorted(found.items())) or "—"
+
+
+def _after(run: AttackRun) -> str:
+    return "; ".join(f"from {source}: {_counts(found)}" for source, found in run.after.items())
+
+
+def _cpu(window: Window) -> float:
+    return sum(window.server_cpu.values())
+
+
+def _rss_growth_mb(window: Window) -> float:
+    grown = sum(window.rss_max_kb.values()) - sum(window.rss_start_kb.values())
+    return grown / 1024
+
+
+def verdict(run: AttackRun) -> str:
+    """The reference's pass figure read off this run (what can be read off it)."""
+    b, d, o = run.baseline, run.during, run.observed
+    if b is None or d is None or o is None:
+        return "not measured"
+    ratio = d.latency.p99 / b.latency.p99 if b.latency.p99 else 0.0
+    counts, times = o.counts, o.times_s
+    checks: list[tuple[str, bool]] = []
+    if run.attack == "D1":
+        timed = times.get("timed out after")
+        checks.append(("all closed ≤ 6 s", timed is not None and timed.max <= 6.0))
+        checks.append(
+            ("legit connect p99 < 2 s", d.probe_connect.p99 < 2000 and d.probe_failures == 0)
+        )
+    elif run.attack == "D3":
+        checks.append(("excess refused", counts.get("tls refused or failed", 0) > 0))
+        checks.append(("CPU < 80 %", _cpu(d) < 0.8))
+        checks.append(("0 legit rejections", d.probe_failures == 0))
+    elif run.attack in ("D7", "D8"):
+        closed = counts.get("closed 1008", 0) == 1
+        checks.append(("closed 1008", closed))
+        checks.append(("legit p99 < +20 %", ratio < 1.2))
+        if run.attack == "D7":
+            checks.append(("RSS < +50 MiB", _rss_growth_mb(d) < 50))
+    elif run.attack == "D11":
+        waves = counts.get("waves", 0)
+        checks.append(
+            ("1 left per wave", waves > 0 and counts.get("waves leaving 1 open") == waves)
+        )
+    elif run.attack == "D12":
+        answers = times.get("answers before close")
+        closes = sum(v for k, v in counts.items() if k.startswith("closed"))
+        checks.append(("1008 every time", closes > 0 and counts.get("closed 1008", 0) == closes))
+        checks.append(("after the 21st", answers is not None and answers.max <= 21))
+    elif run.attack == "D4":
+        closes = sum(v for k, v in counts.items() if k.startswith("closed"))
+        checks.append(("1009 every time", closes > 0 and counts.get("closed 1009", 0) == closes))
+        checks.append(("RSS < +2 MiB", _rss_growth_mb(d) < 2))
+    elif run.attack == "D9":
+        answered = times.get("answer (round trip)")
+        checks.append(("rejected", counts.get("bombs sent", 0) > 0 and answered is not None))
+        checks.append(
+            ("round trip < 1 ms (median)", answered is not None and answered.median < 0.001)
+        )
+    return "; ".join(f"{name}: {'yes' if ok else '**no**'}" for name, ok in checks)
+
+
+def summary(run: AttackRun) -> str:
+    if run.failure or run.baseline is None or run.during is None:
+        return f"{run.attack}: FAILED {run.failure}"
+    b, d = run.baseline, run.during
+    return (
+        f"{run.attack}: legit p99 {_ms(b.latency.p99)} -> {_ms(d.latency.p99)} ms "
+        f"({_ratio(d.latency.p99, b.latency.p99)}), connect p99 {_ms(b.probe_connect.p99)} -> "
+        f"{_ms(d.probe_connect.p99)} ms, CPU {_cpu(b):.0%} -> {_cpu(d):.0%}; "
+        f"{effect(run.observed) if run.observed else ''}; server log: {_counts(run.server_log)}"
+        f"; right after: {_after(run)}"
+    )
+
+
+def _row(run: AttackRun) -> str:
+    what, limit, _ = ROWS[run.attack]
+    if run.failure or run.baseline is None or run.during is None or run.observed is None:
+        return f"| {run.attack} | {what} | {limit} | FAILED {run.failure} |" + " — |" * 10
+    b, d = run.baseline, run.during
+    cells = [
+        run.attack,
+        what,
+        limit,
+        effect(run.observed),
+        _counts(run.server_log),
+        f"{_ms(b.latency.p50)} → {_ms(d.latency.p50)}",
+        f"{_ms(b.latency.p99)} → {_ms(d.latency.p99)} ({_ratio(d.latency.p99, b.latency.p99)})",
+        f"{_ms(b.probe_connect.p99)} → {_ms(d.probe_connect.p99)}",
+        f"{b.probe_failures} → {d.probe_failures}",
+        f"{_cpu(b):.0%} → {_cpu(d):.0%}",
+        f"{_rss_growth_mb(d):+.1f}",
+        ", ".join(f"{k} {v}" for k, v in sorted(d.errors.items())) or "0",
+        _after(run),
+        verdict(run),
+    ]
+    return "| " + " | ".join(cells) + " |"
+
+
+def render(result: AbuseReport) -> str:
+    begin, end = SECTION.markers
+    attack_s = f"{result.attack_s:g}"
+    lines = [
+        begin,
+        "## Limits under abuse: other stations' latency under each attack (§5.6)",
+        "",
+        f"- **Date**: {result.started} to {result.finished}; **command**: `{result.command}`",
+        *load_report.machine_lines(result.environment),
+        f"- **Topology**: {result.topology}. Two cores in all: the attacker competes with the "
+        "legitimate load for CPU 1, not with the server.",
+        f"- **Legitimate load**: {result.connected:,} of {result.stations:,} OCPP 1.6 stations "
+        f"connected, each in a transaction sending one MeterValues (ten sampled values) every "
+        f"{1 / result.rate_per_station:g} s ({result.stations * result.rate_per_station:,.0f}/s "
+        f"in all, far under capacity), plus a fresh station connecting and booting every "
+        f"{result.probe_interval_s:g} s (*connect* = TCP + WebSocket upgrade).",
+        f"- **Per attack**: {result.settle_s:g} s settle, a {result.baseline_s:g} s baseline "
+        f"window, then the attack window: while the attacker runs ({attack_s} s, repeating its "
+        "attack; D7 and D8 until the server closes the flooding connection). Ratios are attack "
+        "window / the baseline just before it, in the same run. Server CPU = CPU time of csms + "
+        "nats-server / window (1.0 = one core); RSS = the highest sample (every 0.25 s) minus "
+        "the window's start, both processes. The gateway runs its default limits "
+        "(`csms serve` settings; no limit lowered for the benchmark).",
+        f"- **Right after** each attack: {AFTER} fresh plain connections at once from the "
+        "attacker's address, then from the legitimate one, each sending one upgrade request: "
+        "*hung* = no answer within 6 s (the request sat unread until the gateway's 5 s "
+        "handshake timeout), a state the attack left behind. *csms log lines*: the gateway's "
+        "own account of the window (pending-cap drops, TLS drops, handshake timeouts, "
+        "replaced sessions, CALL-flood closes).",
+        "",
+        "| row | attack | limit | observed by the attacker (counts; times in s) | csms log "
+        "lines in the window | legit p50 ms | legit p99 ms (ratio) | connect p99 ms "
+        "| probe failures | server CPU | RSS MB | legit errors | right after: "
+        f"{AFTER} fresh upgrades per address | reference's pass figure |",
+        "|---|---|---|---|---|--:|--:|--:|--:|--:|--:|---|---|---|",
+        *(_row(run) for run in result.runs),
+        "",
+        "Pass figures (reliability.md §5.6): "
+        + "; ".join(f"{name} {ROWS[name][2]}" for name in ROWS)
+        + ".",
+        end,
+    ]
+    return "\n".join(lines)
+
+
+SECTION: load_report.Section = load_report.Section(
+    "abuse", render, AbuseReport, summary, after="<!-- burst:end -->"
+)
