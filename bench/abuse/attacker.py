@@ -87,6 +87,8 @@ class Attack:
         self.tally = Tally()
         self.deadline = 0.0
         self.serial = 0
+        self.flooding_s = 0.0
+        """Time spent flooding (D7, D8): frames sent / this = the rate achieved."""
 
     @property
     def url(self) -> str:
@@ -222,7 +224,10 @@ class Attack:
         except (OSError, picows.WSError) as err:
             self.tally.counts[f"connect failed ({type(err).__name__})"] += 1
             return
-        assert isinstance(listener, Recorder)
+        if not isinstance(listener, Recorder):  # picows: disconnected before it returned
+            self.tally.counts["closed while connecting"] += 1
+            return
+        self.tally.counts["connections"] += 1
         started, sent = time.monotonic(), 0
         limit = self.deadline + 15.0
         while not listener.closed.is_set() and time.monotonic() < limit:
@@ -231,11 +236,11 @@ class Attack:
                 send(transport, sent)
                 sent += 1
             await asyncio.sleep(0.002)
-        lasted = time.monotonic() - started
-        self.tally.counts["frames sent"] = sent
-        self.tally.counts["frames/s sent"] = round(sent / lasted) if lasted else 0
-        self.tally.counts["answers"] = listener.texts
-        self.tally.counts["pongs"] = listener.pongs
+        self.flooding_s += time.monotonic() - started
+        self.tally.counts["frames sent"] += sent
+        self.tally.counts["answers"] += listener.texts
+        self.tally.counts["pongs"] += listener.pongs
+        self.tally.time("pongs per connection", float(listener.pongs))
         if listener.closed.is_set():
             self.closed(listener, started)
         else:
@@ -249,8 +254,14 @@ class Attack:
         )
 
     async def d8(self) -> None:
-        """A ping flood from one connection at ``--rate``."""
-        await self._flood("ABUSE-D8", lambda t, n: t.send_ping(b"x"))
+        """A ping flood at ``--rate`` from one connection; once it is closed, the next
+        connection 0.1 s later, until the attack's time is over."""
+
+        async def once() -> None:
+            await self._flood("ABUSE-D8", lambda t, n: t.send_ping(b"x"))
+            await asyncio.sleep(0.1)
+
+        await self.repeat(once)
 
     async def d11(self) -> None:
         """Waves of 100 concurrent connections of one identity; after each wave, how many the
@@ -367,7 +378,9 @@ class Attack:
         except (OSError, TimeoutError, picows.WSError) as err:
             self.tally.counts[f"connect failed ({type(err).__name__})"] += 1
             return None
-        assert isinstance(listener, Recorder)
+        if not isinstance(listener, Recorder):  # picows: disconnected before it returned
+            self.tally.counts["closed while connecting"] += 1
+            return None
         self.tally.counts["connections"] += 1
         return transport, listener
 
@@ -384,7 +397,18 @@ class Attack:
             transport.disconnect()
 
 
-ATTACKS = {"D1", "D3", "D4", "D7", "D8", "D9", "D11", "D12"}
+ATTACKS = {
+    "D1": ("d1", 0.0),
+    "D3": ("d3", 200.0),
+    "D4": ("d4", 0.0),
+    "D7": ("d7", 10_000.0),
+    "D7-40K": ("d7", 40_000.0),
+    "D8": ("d8", 10_000.0),
+    "D9": ("d9", 0.0),
+    "D11": ("d11", 0.0),
+    "D12": ("d12", 0.0),
+}
+"""Attack name: its method and its default ``--rate`` (frames or handshakes a second)."""
 
 
 async def run(args: argparse.Namespace) -> Observed:
@@ -392,7 +416,10 @@ async def run(args: argparse.Namespace) -> Observed:
     print("go", flush=True)
     started = time.monotonic()
     attack.deadline = started + args.duration
-    await getattr(attack, args.attack.lower())()
+    await getattr(attack, ATTACKS[args.attack][0])()
+    if attack.flooding_s:
+        sent = attack.tally.counts["frames sent"]
+        attack.tally.counts["frames/s sent"] = round(sent / attack.flooding_s)
     return Observed(
         attack=args.attack,
         source=args.source,
@@ -410,10 +437,10 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--source", default="127.0.0.3")
     parser.add_argument("--duration", type=float, default=12.0)
     parser.add_argument("--sockets", type=int, default=200, help="D1: slow connections")
-    parser.add_argument("--rate", type=float, default=10_000.0, help="D7, D8 frames/s; D3 /s")
+    parser.add_argument("--rate", type=float, help="D7, D8: frames/s; D3: handshakes/s")
     args = parser.parse_args(argv)
-    if args.attack == "D3" and args.rate == 10_000.0:
-        args.rate = 200.0
+    if args.rate is None:
+        args.rate = ATTACKS[args.attack][1]
     observed = uvloop.run(run(args))
     print(msgspec.json.encode(observed).decode(), flush=True)
     return 0

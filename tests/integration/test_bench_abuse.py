@@ -60,8 +60,9 @@ def test_abuse_smoke_runs_every_attack_and_sees_each_limit(tmp_path: Path) -> No
     assert seen["D3"]["tls refused or failed"] > 0
     assert seen["D7"]["frames sent"] > 0
     assert seen["D7"]["answers"] > 0
-    assert seen["D8"]["closed 1008"] == 1
-    assert seen["D8"]["pongs"] <= 12
+    assert seen["D8"]["closed 1008"] == seen["D8"]["connections"] > 0
+    assert runs["D8"].observed is not None
+    assert runs["D8"].observed.times_s["pongs per connection"].max <= 12  # burst 10, then 2/s
     assert seen["D11"]["waves"] > 0
     assert seen["D11"]["closed 1008"] > 0
     assert runs["D11"].server_log["replaced sessions"] > 0
