@@ -379,3 +379,28 @@ def test_only_the_16_energy_register_becomes_a_reading_and_a_2x_bad_multiplier_i
     rows = fold(2, st2.answered("TransactionEvent", event, {}))
     assert [r[1] for r in rows.tables["poison_events"]] == [0]
     assert rows.tables["transaction_facts"] == []
+
+
+def test_reading_rows_are_the_rows_fact_row_makes() -> None:
+    from streams.projections.meter import Reading, Where
+    from streams.projections.transactions import fact_row, reading_rows
+
+    where = Where("CP1", 7, 2, 1_000, "2.0.1")
+    readings = [Reading(5_000, 1234.5, "begin"), Reading(6_000, 2000.0, "sample")]
+    made = reading_rows(where, "tx", readings, 1, evse_id=3, connector_id=4, seq_no=9)
+    assert made == [
+        fact_row(
+            where,
+            "tx",
+            1 + i,
+            "reading",
+            r.at_ms,
+            seq_no=9,
+            evse_id=3,
+            connector_id=4,
+            meter_wh=r.energy_wh,
+            role=r.role,
+        )
+        for i, r in enumerate(readings)
+    ]
+    assert all(len(row) == len(COLUMNS["transaction_facts"]) for row in made)
