@@ -86,12 +86,18 @@ async def sessions_per_hour(store: Store, f: ReportFilters) -> list[dict[str, An
 
 async def connector_utilisation(store: Store, f: ReportFilters) -> list[dict[str, Any]]:
     """Share of the window each connector spent in a transaction (active ones count to now).
-    The window is since..until, by default the first known start..now."""
+    The window is since..until, by default the first known start..now.
+
+    One pass over ``transactions``: each connector's busy time and the earliest ``sort_at``
+    of its rows, the window's default start being the least of those (a window function),
+    instead of a second evaluation of the whole view for ``min(sort_at)``. A counted
+    transaction has started, so its ``sort_at`` is its start and never before the window's
+    start: the busy time runs from the start itself."""
     cte, params, where = _transactions(f)
     start = (
         "fromUnixTimestamp64Milli({since:Int64}, 'UTC')"
         if f.since is not None
-        else "(SELECT min(sort_at) FROM transactions)"
+        else "min(first_sort_at) OVER ()"
     )
     end = (
         "fromUnixTimestamp64Milli({until:Int64}, 'UTC')"
@@ -99,14 +105,22 @@ async def connector_utilisation(store: Store, f: ReportFilters) -> list[dict[str
         else "now64(3, 'UTC')"
     )
     return await store.query(
-        cte + f", {start} AS w_start, {end} AS w_end "
-        "SELECT station_id, evse_id, connector_id, count() AS sessions, "
-        "sum(greatest(0, dateDiff('millisecond', greatest(started_at, w_start), "
-        "least(ifNull(stopped_at, now64(3, 'UTC')), w_end)))) / 1000 AS busy_s, "
+        cte + f", {end} AS w_end "
+        "SELECT station_id, evse_id, connector_id, sessions, busy_ms / 1000 AS busy_s, "
         "dateDiff('millisecond', w_start, w_end) / 1000 AS window_s, "
         "if(window_s > 0, busy_s / window_s, 0) AS utilisation "
-        f"FROM transactions {where}{' AND' if where else ' WHERE'} started_at IS NOT NULL "
-        "GROUP BY station_id, evse_id, connector_id "
+        "FROM ("
+        f"SELECT station_id, evse_id, connector_id, sessions, busy_ms, {start} AS w_start "
+        "FROM ("
+        "SELECT station_id, evse_id, connector_id, "
+        "countIf(started_at IS NOT NULL) AS sessions, "
+        "sumIf(greatest(0, dateDiff('millisecond', started_at, "
+        "least(ifNull(stopped_at, now64(3, 'UTC')), w_end))), started_at IS NOT NULL) AS busy_ms, "
+        "min(sort_at) AS first_sort_at "
+        f"FROM transactions {where} "
+        "GROUP BY station_id, evse_id, connector_id"
+        ")"
+        ") WHERE sessions > 0 "
         "ORDER BY station_id, evse_id, connector_id",
         params,
     )

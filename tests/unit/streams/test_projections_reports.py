@@ -134,3 +134,67 @@ async def test_read_only_runs_reads_and_the_engine_refuses_writes(store: Store) 
         await store.read_only_query("INSERT INTO events (station_id) SELECT 'x'")
     # and the store's own session is unaffected
     await store.command("CREATE TABLE scratch (a UInt8) ENGINE = Memory")
+
+
+_UTILISATION_BEFORE = (
+    ", {start} AS w_start, {end} AS w_end "
+    "SELECT station_id, evse_id, connector_id, count() AS sessions, "
+    "sum(greatest(0, dateDiff('millisecond', greatest(started_at, w_start), "
+    "least(ifNull(stopped_at, now64(3, 'UTC')), w_end)))) / 1000 AS busy_s, "
+    "dateDiff('millisecond', w_start, w_end) / 1000 AS window_s, "
+    "if(window_s > 0, busy_s / window_s, 0) AS utilisation "
+    "FROM transactions {where}{joiner} started_at IS NOT NULL "
+    "GROUP BY station_id, evse_id, connector_id ORDER BY station_id, evse_id, connector_id"
+)
+"""The report as it was (the whole view evaluated twice): the one-pass query must agree."""
+
+
+@pytest.mark.parametrize(
+    ("since", "until"),
+    [
+        (None, None),
+        (None, dt.datetime(2026, 1, 1, 9, tzinfo=dt.UTC)),
+        (dt.datetime(2026, 1, 1, 7, 30, tzinfo=dt.UTC), None),
+    ],
+)
+async def test_connector_utilisation_agrees_with_the_two_pass_query(
+    store: Store, since: dt.datetime | None, until: dt.datetime | None
+) -> None:
+    messages = day_of_sessions()
+    late = ScriptedStation("CP3", session_id="s3")
+    # an active transaction (no stop) and, earlier than any start, an incomplete one (a stop
+    # for an id never started): the default window starts at its time
+    start = {"connectorId": 2, "idTag": "T", "meterStart": 0, "timestamp": "2026-01-01T08:15:00Z"}
+    messages.append(late.answered("StartTransaction", start, {"transactionId": 99}))
+    stop = {"transactionId": 77, "meterStop": 5, "timestamp": "2026-01-01T07:00:00Z"}
+    messages.append(late.answered("StopTransaction", stop, {}))
+    await project_messages(store, messages)
+    filters = ReportFilters(since=since, until=until)
+    params: dict[str, object] = {}
+    conds = []
+    if since is not None:
+        conds.append("sort_at >= fromUnixTimestamp64Milli({since:Int64}, 'UTC')")
+        params["since"] = int(since.timestamp() * 1000)
+    if until is not None:
+        conds.append("sort_at < fromUnixTimestamp64Milli({until:Int64}, 'UTC')")
+        params["until"] = int(until.timestamp() * 1000)
+    where = f"WHERE {' AND '.join(conds)}" if conds else ""
+    before = queries.transactions_cte(False) + _UTILISATION_BEFORE.format(
+        start="fromUnixTimestamp64Milli({since:Int64}, 'UTC')"
+        if since
+        else "(SELECT min(sort_at) FROM transactions)",
+        end="fromUnixTimestamp64Milli({until:Int64}, 'UTC')" if until else "now64(3, 'UTC')",
+        where=where,
+        joiner=" AND" if where else " WHERE",
+    )
+    expected = await store.query(before, params)
+    found = await run_report(store, "connector-utilisation", filters)
+    assert expected  # the case has rows
+    keys = ("station_id", "evse_id", "connector_id", "sessions")
+    assert [tuple(r[k] for k in keys) for r in found] == [
+        tuple(r[k] for k in keys) for r in expected
+    ]
+    for got, want in zip(found, expected, strict=True):  # now64() moves between the queries
+        assert got["busy_s"] == pytest.approx(want["busy_s"], abs=5.0)
+        assert got["window_s"] == pytest.approx(want["window_s"], abs=5.0)
+        assert got["utilisation"] == pytest.approx(want["utilisation"], abs=1e-3)
