@@ -192,7 +192,9 @@ def render(result: AbuseReport) -> str:
         f"connected, each in a transaction sending one MeterValues (ten sampled values) every "
         f"{1 / result.rate_per_station:g} s ({result.stations * result.rate_per_station:,.0f}/s "
         f"in all, far under capacity), plus a fresh station connecting and booting every "
-        f"{result.probe_interval_s:g} s (*connect* = TCP + WebSocket upgrade).",
+        f"{result.probe_interval_s:g} s (*connect* = TCP + WebSocket upgrade of those that got "
+        "in; *probe failures* = fresh stations without an upgrade or a boot answer within 10 s; "
+        "the probes started in a window count in it, however late they end).",
         f"- **Per attack**: {result.settle_s:g} s settle, a {result.baseline_s:g} s baseline "
         f"window, then the attack window: while the attacker runs ({attack_s} s, repeating its "
         "attack; D7 until the server closes the flooding connection, at most 15 s more; D8 "
