@@ -124,6 +124,13 @@ def refusal(verdict: Verdict, realm: str) -> Upgrade:
     return Upgrade(response, None)
 
 
+class _Dropped(asyncio.Protocol):
+    """What a connection refused at the pending cap talks to until it is aborted."""
+
+    def data_received(self, data: bytes) -> None:
+        pass
+
+
 class _Connection(WSProtocol):  # type: ignore[misc]
     """picows' protocol plus: the peer for the upgrade callback, the pending-handshake cap."""
 
@@ -170,7 +177,13 @@ class _Connection(WSProtocol):  # type: ignore[misc]
         if self._csms_admitted is None and not self._csms_pending.admit(address):
             log.warning("too many pending handshakes from %s; connection dropped", address)
             self._guard = "refused"
-            transport.abort()  # type: ignore[attr-defined]
+            # Not abort() here: aiofastnet registers the socket's reader right after
+            # connection_made whatever it did, so an abort from inside it leaves a reader on a
+            # closed descriptor, and the next connection given that number is never read (it
+            # hung until the handshake timeout: bench.abuse.cap_refusal). Abort on the next
+            # turn, once the reader is there to be removed; a sink protocol drops any bytes.
+            transport.set_protocol(_Dropped())
+            asyncio.get_running_loop().call_soon(transport.abort)  # type: ignore[attr-defined]
             return
         self._guard = "pending"
         super().connection_made(transport)
@@ -207,7 +220,9 @@ class _TlsAcceptor(asyncio.Protocol):
         limits = self._limits
         if not limits.rate.allow(self._address) or not limits.pending.admit(self._address):
             log.warning("TLS connection from %s dropped: handshake rate or cap", self._address)
-            transport.abort()  # type: ignore[attr-defined]
+            # On the next turn, as in _Connection.connection_made: an abort from inside
+            # connection_made leaves aiofastnet's reader on a closed descriptor.
+            asyncio.get_running_loop().call_soon(transport.abort)  # type: ignore[attr-defined]
             return
         self._counted = True
         transport.pause_reading()  # type: ignore[attr-defined]  # the ClientHello is TLS's

@@ -4,6 +4,7 @@ legitimate station still gets through."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import struct
@@ -91,6 +92,28 @@ async def test_d1_slowloris_is_capped_per_address_and_timed_out(guarded: app.Run
     assert all(0.9 < t < 2.0 for t in closed_at[3:]), closed_at  # the 5: by the timeout
     assert connected_after < 1.0
     await station.close()
+
+
+async def test_d1_connections_after_refusals_at_the_cap_are_served(guarded: app.Running) -> None:
+    """A connection dropped at the pending cap must leave nothing behind: the stations that
+    connect next (their sockets may reuse the dropped ones' descriptor numbers) are read and
+    upgraded, not left hanging until the handshake timeout (found by bench.abuse)."""
+    port = guarded.gateway.port
+    held = [
+        await asyncio.open_connection("127.0.0.1", port, local_addr=("127.0.0.3", 0))
+        for _ in range(5 + 10)  # the cap (5 in this fixture), then 10 dropped at once
+    ]
+    try:
+        for reader, _ in held[5:]:  # the dropped ones are closed by the gateway
+            with contextlib.suppress(ConnectionResetError):
+                assert await asyncio.wait_for(reader.read(), 5) == b""
+        for i in range(16):  # one at a time: the fixture's cap is 5 per address
+            station = await connect(ws_url(guarded, f"AFTER-{i}"), local_address="127.0.0.2")
+            assert (await station.call("Heartbeat", {}))[0] == 3
+            await station.close()
+    finally:
+        for _, writer in held:
+            writer.close()
 
 
 async def test_d4_d6_oversized_frames_close_1009_before_buffering(csms: app.Running) -> None:
