@@ -43,8 +43,8 @@ class GatewayConfig:
     boot_timeout_s: float = 120.0
     """Close a connection silent this long after its upgrade (D2); 0: never."""
     flood_s: float = 10.0
-    """Close a station that keeps its inbound queue full this long (D7: CALLs sent without
-    waiting for answers, OCPP-J FR.01); 0: never."""
+    """Close a station whose frames keep queueing behind each other this long (D7: CALLs sent
+    without waiting for answers, OCPP-J FR.01); 0: never."""
     handshake_timeout_s: float = 5.0
     read_buffer_bytes: int = 2048
     tls_port: int | None = None

@@ -50,6 +50,8 @@ ANSWER_CACHE = 32
 """2.x answers remembered per session, for retries that reuse the message id (M25)."""
 
 INBOUND_QUEUE = 8
+FLOOD_QUEUE = 4
+"""Frames waiting behind the one in progress that start the D7 clock (see ``keepalive``)."""
 """Frames read ahead of processing before the socket is paused (one CALL at a time is the rule)."""
 
 
@@ -133,7 +135,9 @@ class StationSession(WSListener):
         a waiting CALL that arrived before the answer to its id is a duplicate in flight."""
         self._paused = False
         self._flooding_since = 0.0
-        """When reading was paused with a full inbound queue that has not emptied since (D7)."""
+        """When ``FLOOD_QUEUE`` frames were waiting behind the one in progress, the queue not
+        empty since: a station that waits for our answers (OCPP-J FR.01) never keeps it so;
+        one retrying while NATS is away adds a frame per call timeout, not per millisecond (D7)."""
         self._pings: PingBudget | None = None
         """Made at the first ping from the station (D8)."""
         self._fragments = bytearray()
@@ -238,10 +242,10 @@ class StationSession(WSListener):
         if self._backlog is None:
             self._backlog = deque()
         self._backlog.append((kind, data, arrival))
+        if len(self._backlog) >= FLOOD_QUEUE and not self._flooding_since:
+            self._flooding_since = time.monotonic()
         if len(self._backlog) >= INBOUND_QUEUE and not self._paused and self._transport:
             self._paused = True
-            if not self._flooding_since:
-                self._flooding_since = time.monotonic()
             self._transport.underlying_transport.pause_reading()
 
     def _next(self, _: int = 0) -> None:
@@ -420,9 +424,9 @@ class StationSession(WSListener):
         a station silent for ``interval_s``; drop one that has not answered within
         ``timeout_s`` (a half-open TCP connection would otherwise hold its identity). Close a
         connection that has sent no OCPP message within ``silent_s`` of opening (D2: an
-        upgraded socket that never boots only holds resources; 0: never), and one whose inbound
-        queue stayed full for ``flood_s`` (D7: it sends CALLs without waiting for answers;
-        the read pause already bounds its memory, this frees its share of the loop)."""
+        upgraded socket that never boots only holds resources; 0: never), and one whose frames
+        kept waiting behind each other for ``flood_s`` (D7: it sends CALLs without waiting for
+        answers; the read pause bounds its memory, this frees its share of the loop)."""
         transport = self._transport
         if transport is None or transport.is_disconnected:
             return

@@ -239,12 +239,14 @@ async def short_flood(csms: app.Running) -> app.Running:
     return csms
 
 
+@pytest.mark.parametrize("per_turn", [200, 10], ids=["40k-per-s", "2k-per-s"])
 async def test_d7_calls_without_waiting_close_1008_others_still_served(
-    short_flood: app.Running,
+    short_flood: app.Running, per_turn: int
 ) -> None:
     """D7: a station that keeps sending CALLs without waiting for the answers (FR.01) is read
-    one frame at a time with its reading paused, then closed with 1008 once its queue stayed
-    full for ``flood_s``; another station is answered meanwhile."""
+    one frame at a time (reading paused when 8 wait), then closed with 1008 once frames kept
+    waiting behind each other for ``flood_s``, also at a rate the gateway keeps up with;
+    another station is answered meanwhile."""
     transport, listener = await picows.ws_connect(
         CloseRecorder,
         ws_url(short_flood, "D7"),
@@ -256,7 +258,7 @@ async def test_d7_calls_without_waiting_close_1008_others_still_served(
     async def flood() -> None:
         sent = 0
         while not listener.closed.is_set() and not transport.is_disconnected:
-            for _ in range(200):
+            for _ in range(per_turn):  # 10 per 5 ms: a rate the gateway keeps up with
                 transport.send(WSMsgType.TEXT, b'[2,"f%d","Heartbeat",{}]' % sent)
                 sent += 1
             await asyncio.sleep(0.005)  # let the loop run: the flood is sustained, not one burst
