@@ -33,7 +33,7 @@ from bench.load import readme, report, scenarios
 from bench.load.environment import environment
 from bench.load.model import HEADLINE_VERSION, Plan, Run, ServerResult
 from bench.load.progress import Progress
-from bench.load.servers import SIM_CPU, Launcher
+from bench.load.servers import SERVER_CPU, SIM_CPU, Launcher
 
 VERSIONS = ("1.6", "2.0.1", "2.1")
 
@@ -144,6 +144,15 @@ def _parse(argv: list[str]) -> argparse.Namespace:
         "(needs root), so that other work on a shared machine does not decide the result; it "
         "starves that other work for the length of the run",
     )
+    parser.add_argument(
+        "--nats-cpu",
+        type=int,
+        choices=[SERVER_CPU, SIM_CPU],
+        default=SERVER_CPU,
+        help=f"CPU of csms's nats-server: {SERVER_CPU} (default) with the servers, so CPU 0 "
+        f"carries our whole system; {SIM_CPU}: beside the simulator, the gateway alone on CPU 0 "
+        "(NATS on machines of its own)",
+    )
     parser.add_argument("--servers", default=",".join(SERVERS), help="comma-separated subset")
     parser.add_argument(
         "--versions",
@@ -190,10 +199,11 @@ def main(argv: list[str]) -> int:
         plan=plan,
         environment=environment(realtime),
         servers=[],
+        nats_cpu=args.nats_cpu,
     )
     scratch = Path(tempfile.mkdtemp(prefix="bench-load-"))
     nofile = plan.idle_stations + plan.warm_stations + FD_HEADROOM
-    launcher = Launcher(scratch, realtime, nofile)
+    launcher = Launcher(scratch, realtime, nofile, nats_cpu=args.nats_cpu)
     options = scenarios.SimOptions(
         realtime, scratch, 0.2 if size == "smoke" else scenarios.SETTLE_S
     )

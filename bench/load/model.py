@@ -80,3 +80,5 @@ class Plan(msgspec.Struct, frozen=True):
 class Run(Report):
     plan: Plan
     servers: list[ServerResult]
+    nats_cpu: int = 0
+    """The CPU csms's nats-server was pinned to (0: with the servers; 1: with the simulator)."""

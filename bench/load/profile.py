@@ -39,7 +39,7 @@ from bench.load import report, scenarios
 from bench.load.environment import environment
 from bench.load.model import Report
 from bench.load.progress import Progress
-from bench.load.servers import ROOT, SIM_CPU, Child, Launcher, Server
+from bench.load.servers import ROOT, SERVER_CPU, SIM_CPU, Child, Launcher, Server
 
 PERF_HZ = 499
 PASSES = ("plain", "cprofile", "perf")
@@ -79,7 +79,7 @@ class ProfilingLauncher(Launcher):
     tool: str = "plain"
     out: Path = Path()
 
-    def launch(self, name: str, argv: list[str], ready: str) -> Child:
+    def launch(self, name: str, argv: list[str], ready: str, cpu: int = SERVER_CPU) -> Child:
         if self.tool == "cprofile" and name == "csms":  # argv: python -m csms serve ...
             argv = [argv[0], "-m", "bench.load.cprofiled", str(self.out / "csms.pstats"), *argv[2:]]
         elif self.tool == "perf":
@@ -90,7 +90,7 @@ class ProfilingLauncher(Launcher):
                 *("--control", f"fifo:{fifo}", "-o", str(self.out / f"perf-{name}.data"), "--"),
                 *argv,
             ]
-        return super().launch(name, argv, ready)
+        return super().launch(name, argv, ready, cpu)
 
     def switch(self, server: Server, on: bool) -> None:
         """Profile from now on (``on``) or no longer."""

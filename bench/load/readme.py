@@ -8,6 +8,20 @@ from bench.load import report
 from bench.load.model import HEADLINE_VERSION, Run, SimResult
 
 
+def _nats_placement(run: Run) -> str:
+    if run.nats_cpu == 0:
+        return (
+            "csms gets its own `nats-server -js` (file storage), **also on CPU 0, because it is "
+            "part of our system's cost**, and answers a CALL only after JetStream stored its event"
+        )
+    return (
+        "csms gets its own `nats-server -js` (file storage) pinned to **CPU 1, beside the "
+        "simulator** (`--nats-cpu 1`: the gateway alone on CPU 0, as when NATS runs on machines "
+        "of its own; nats-server's CPU then competes with the simulator's), and answers a CALL "
+        "only after JetStream stored its event"
+    )
+
+
 def _header(run: Run) -> list[str]:
     env, plan = run.environment, run.plan
     counts = " and ".join(str(n) for n in plan.throughput_stations)
@@ -17,9 +31,8 @@ def _header(run: Run) -> list[str]:
         f"- **Date**: {run.started} to {run.finished}; **command**: `{run.command}`",
         *report.machine_lines(env),
         f"- **Scheduling**: {env['scheduling']}.",
-        "- **Setup**: each server is its own process pinned to CPU 0 (`taskset -c 0`); csms gets "
-        "its own `nats-server -js` (file storage), **also on CPU 0, because it is part of our "
-        "system's cost**, and answers a CALL only after JetStream stored its event. The station "
+        "- **Setup**: each server is its own process pinned to CPU 0 (`taskset -c 0`); "
+        f"{_nats_placement(run)}. The station "
         "simulator (`bench/fleet/throughput.py`: the fleet simulator's lean stations, picows "
         "clients on uvloop, payloads from `bench/fleet/payloads.py`) is pinned to CPU 1. "
         "The reference validates in the default thread pool, as the ocpp package does by default; "

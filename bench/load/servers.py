@@ -84,13 +84,17 @@ class Launcher:
     projections: bool = False
     """csms with its projector (a child process of ``csms serve``, into chDB under the scratch
     directory): the end-to-end lag benchmark (bench/load/lag.py). Off for the gateway benches."""
+    nats_cpu: int = SERVER_CPU
+    """Where csms's nats-server runs: with the gateway (default: our whole system's cost on
+    one core) or, with ``SIM_CPU``, beside the simulator (the gateway alone on its core, as
+    when NATS runs on machines of its own)."""
     children: list[Child] = field(default_factory=list)
 
-    def launch(self, name: str, argv: list[str], ready: str) -> Child:
+    def launch(self, name: str, argv: list[str], ready: str, cpu: int = SERVER_CPU) -> Child:
         log = self.scratch / f"{name}.log"
         with log.open("wb") as out:
             process = subprocess.Popen(
-                pinned(argv, SERVER_CPU, self.realtime),
+                pinned(argv, cpu, self.realtime),
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -126,6 +130,7 @@ class Launcher:
             "nats-server",
             [str(nats_server_binary()), "-js", "-sd", str(store), "-a", HOST, "-p", str(nats_port)],
             "Server is ready",
+            self.nats_cpu,
         )
         port = free_port(HOST)
         argv = [sys.executable, "-m", "csms", "serve", "--host", HOST, "--ocpp-port", str(port)]
