@@ -240,9 +240,14 @@ def render(outcome: dict[str, Any], args: argparse.Namespace, command: str) -> s
         f"view (schema 009) into **{c['meter_values']:,} meter_values rows**; "
         f"{c['transaction_facts']:,} transaction facts (start, stop, one reading per "
         f"MeterValues) as the fold writes them; {c['status_notifications']:,} status "
-        "notifications. Generation: "
-        + ", ".join(f"{k} {v:,.0f} s" for k, v in outcome["generated"].items())
-        + ".",
+        "notifications. "
+        + (
+            "Generation: "
+            + ", ".join(f"{k} {v:,.0f} s" for k, v in outcome["generated"].items())
+            + "."
+            if outcome["generated"]
+            else "Reports timed over a history generated earlier (--keep, then --reuse)."
+        ),
         "",
         f"| report | median s ({args.runs} runs) | rows |",
         "|---|--:|--:|",
@@ -273,6 +278,7 @@ def main() -> None:
     command = (
         f".venv/bin/python -m bench.projections.history --stations {args.stations} "
         f"--days {args.days} --runs {args.runs}"
+        + (f" --keep {args.keep} --reuse" if args.reuse else "")
     )
     text = render(outcome, args, command)
     print(text)
