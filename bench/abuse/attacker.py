@@ -88,6 +88,7 @@ class Attack:
         self.deadline = 0.0
         self.serial = 0
         self.flooding_s = 0.0
+        self.notes: list[str] = []
         """Time spent flooding (D7, D8): frames sent / this = the rate achieved."""
 
     @property
@@ -394,6 +395,11 @@ class Attack:
             self.tally.time("answers before close", float(listener.texts))
         else:
             self.tally.counts["not closed"] += 1
+            self.tally.time("answers, not closed", float(listener.texts))
+            at = time.monotonic() - self.deadline + self.args.duration
+            self.notes.append(
+                f"#{self.serial} not closed ({listener.texts} answers, {at:.1f} s in)"
+            )
             transport.disconnect()
 
 
@@ -426,6 +432,7 @@ async def run(args: argparse.Namespace) -> Observed:
         duration_s=round(time.monotonic() - started, 3),
         counts=dict(attack.tally.counts),
         times_s={name: spread(values) for name, values in attack.tally.times.items()},
+        note="; ".join(attack.notes[:10]),
     )
 
 

@@ -93,6 +93,11 @@ def _rss_growth_mb(window: Window, process: str = "csms") -> float:
     return (window.rss_max_kb.get(process, 0) - window.rss_start_kb.get(process, 0)) / 1024
 
 
+def _closes(counts: dict[str, int]) -> int:
+    """Connections the server closed, any code (``closed <code>``, ``closed no code``)."""
+    return sum(v for k, v in counts.items() if k[7:].isdigit() or k == "closed no code")
+
+
 def verdict(run: AttackRun) -> str:
     """The reference's pass figure read off this run (what can be read off it)."""
     b, d, o = run.baseline, run.during, run.observed
@@ -129,11 +134,11 @@ def verdict(run: AttackRun) -> str:
         )
     elif run.attack == "D12":
         answers = times.get("answers before close")
-        closes = sum(v for k, v in counts.items() if k.startswith("closed"))
+        closes = _closes(counts)
         checks.append(("1008 every time", closes > 0 and counts.get("closed 1008", 0) == closes))
         checks.append(("after the 21st", answers is not None and answers.max <= 21))
     elif run.attack == "D4":
-        closes = sum(v for k, v in counts.items() if k.startswith("closed"))
+        closes = _closes(counts)
         checks.append(("1009 every time", closes > 0 and counts.get("closed 1009", 0) == closes))
         checks.append(("csms RSS < +2 MiB", _rss_growth_mb(d) < 2))
     elif run.attack == "D9":

