@@ -74,7 +74,8 @@ def effect(observed: Observed) -> str:
         f"{k}: median {s.median:.3g}, max {s.max:.3g} ({s.count:,})"
         for k, s in sorted(observed.times_s.items())
     )
-    return f"{counts}" + (f"; {times}" if times else "")
+    note = f"; {observed.note}" if observed.note else ""
+    return f"{counts}" + (f"; {times}" if times else "") + note
 
 
 def _counts(found: dict[str, int]) -> str:
