@@ -13,16 +13,6 @@ consumers) and is the sink when a URL needs what this connection does not speak 
 Guarantees, the same as before: a message is reported stored only on a PubAck from JetStream;
 until then it is retried (after an ack timeout, an error ack, or a lost connection) with the
 same ``Nats-Msg-Id``, forever, so the stream's duplicate window makes retries idempotent.
-
-Fast batches (JetStream 2.14+, stream ``allow_batched``; ADR-50 "fast ingest"): the exchanges
-submitted in one loop iteration leave as one batch, ``start`` (batch sequence 1), ``append``
-..., then an end-of-batch commit that stores nothing, with gap mode ``fail``. JetStream answers
-the batch with one PubAck whose ``count`` says how many of its messages, from the first, are
-stored (duplicates of stored ones count: ``Nats-Msg-Id`` dedupe applies inside batches), plus a
-flow ack for the start; instead of one PubAck per message. Everything else about a message is
-as above: on any error, gap, timeout or lost connection its batch's unacknowledged messages are
-retried one by one as plain publishes (same message ids), and a server or stream without
-batches turns batching off for the writer's lifetime.
 """
 
 from __future__ import annotations
@@ -48,27 +38,12 @@ OnStored = Callable[[int], None]
 SWEEP_S = 0.25
 """How often overdue PubAcks are looked for (an ack timeout is honoured within this)."""
 
-BATCH_FLOW = 1000
-"""Fast batches: the most messages JetStream may store before it sends a flow ack (it also acks
-at the commit, which every batch of ours ends with in the same send)."""
-_FI = ".$FI"
-_START = ".0" + _FI
-_APPEND = ".1" + _FI
-_EOB = 3
-_BATCH_OFF_CODES = frozenset({10205, 10206})
-"""Batch publish not enabled on the stream; invalid pattern (a server without fast batches)."""
-
 
 class _PubAck(msgspec.Struct):
     stream: str = ""
     seq: int = 0
     duplicate: bool = False
     error: dict[str, Any] | None = None
-    type: str = ""
-    """Fast batches: ``ack`` (flow ack: batch messages up to ``seq`` stored), ``gap``, ``err``."""
-    batch: str = ""
-    count: int = 0
-    """A batch's PubAck: how many of its messages, from the first, are stored."""
 
 
 _ack_decoder = msgspec.json.Decoder(_PubAck)
@@ -99,22 +74,6 @@ class _Entry(msgspec.Struct, gc=False):
     """Loop time by which the PubAck of the attempt in flight is due; 0: none in flight
     (waiting to be sent, or to be retried)."""
     attempts: int = 0
-    batched: bool = False
-    """``data`` asks for its ack as a fast-batch member; a retry is sent plain."""
-
-
-class _Batch:
-    """One fast batch in flight: its messages' tokens, in batch order."""
-
-    __slots__ = ("acked", "reply", "subject", "tokens")
-
-    def __init__(self, reply: str, subject: str) -> None:
-        self.reply = reply
-        """``<inbox>.<batch id>.<flow>.fail``: each member's reply is this + ``.<n>.<op>.$FI``."""
-        self.subject = subject
-        self.tokens: list[int] = []
-        self.acked = 0
-        """Members known stored, from the first (flow acks)."""
 
 
 class _Connection(asyncio.Protocol):
@@ -135,8 +94,6 @@ class _Connection(asyncio.Protocol):
         self.closed: asyncio.Future[None] = self._loop.create_future()
         self.max_payload = 1024 * 1024
         self.pings_outstanding = 0
-        self.fast_batches = False
-        """The server knows fast batches (2.14+); the stream may still refuse them."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's is not a subclass
@@ -193,7 +150,6 @@ class _Connection(asyncio.Protocol):
         payload = info.get("max_payload")
         if isinstance(payload, int):
             self.max_payload = payload
-        self.fast_batches = _version(info.get("version")) >= (2, 14)
         self.write(nats_wire.connect_command(self._options) + self._subscribe + b"PING\r\n")
 
     def _fail(self, err: Exception) -> None:
@@ -217,7 +173,6 @@ class _Connection(asyncio.Protocol):
 
     def _flush(self) -> None:
         self._flush_scheduled = False
-        self._writer._end_batch()
         out, self._out = self._out, []
         if self.transport is not None and not self.transport.is_closing() and out:
             self.transport.writelines(out)  # one vectored send, no copy into a buffer
@@ -234,7 +189,6 @@ class EventWriter:
         max_retry_delay_s: float = 2.0,
         ping_interval_s: float = 10.0,
         name: str = "csms-events",
-        batches: bool = True,
     ) -> None:
         self._servers = [_server(part) for part in url.split(",")]
         self._ack_timeout_s = ack_timeout_s
@@ -243,13 +197,6 @@ class EventWriter:
         self._name = name
         self._prefix = f"_INBOX.{secrets.token_hex(11)}"
         self._token = 0
-        self._batching = batches
-        """Submit exchanges as fast batches (turned off for good if the server refuses them)."""
-        self._batch_ids = 0
-        self._open: _Batch | None = None
-        """The batch of this loop iteration, ended (committed) when the connection flushes."""
-        self._batches: dict[str, _Batch] = {}
-        """Ended batches waiting for their PubAck, by batch id."""
         self._entries: dict[int, _Entry] = {}
         """Unacknowledged messages by token (the last part of their reply subject), in order."""
         self._waiting: list[int] = []
@@ -262,8 +209,6 @@ class EventWriter:
         self._closing = False
         self._connected = asyncio.Event()
         self.published = 0
-        self.batches = 0
-        """Fast batches JetStream acknowledged (each answers for all its stored messages)."""
         self.failures = 0
         self.healthy = False
 
@@ -307,52 +252,11 @@ class EventWriter:
         answer_at_ns: int,
         on_stored: OnStored,
     ) -> None:
-        """``submit`` of a CALL and its answer, the message built in one Rust call; a member of
-        this loop iteration's fast batch when batching."""
+        """``submit`` of a CALL and its answer, the message built in one Rust call."""
         self._token = token = self._token + 1
-        conn = self._conn
-        station_subject = subject(origin.station_id)
-        if conn is not None and self._batching and conn.fast_batches:
-            batch = self._open
-            if batch is None:
-                self._batch_ids = self._batch_ids + 1
-                batch_id = f"{self._prefix[7:]}b{self._batch_ids}"
-                batch = self._open = _Batch(
-                    f"{self._prefix}.{batch_id}.{BATCH_FLOW}.fail", station_subject
-                )
-                self._batches[batch_id] = batch
-            tokens = batch.tokens
-            tokens.append(token)
-            entry = _Entry(
-                nats_wire.exchange_message(
-                    station_subject,
-                    batch.reply,
-                    len(tokens),
-                    origin.node_id,
-                    origin.session_id,
-                    origin.station_id,
-                    origin.ocpp_version,
-                    unique_id,
-                    action,
-                    seq,
-                    call,
-                    call_at_ns,
-                    answer_type,
-                    answer,
-                    answer_at_ns,
-                    _START if len(tokens) == 1 else _APPEND,
-                ),
-                on_stored,
-                batched=True,
-            )
-            self._entries[token] = entry
-            entry.attempts = 1
-            conn.write(entry.data)
-            entry.deadline = self._clock + self._ack_timeout_s
-            return
         entry = _Entry(
             nats_wire.exchange_message(
-                station_subject,
+                subject(origin.station_id),
                 self._prefix,
                 token,
                 origin.node_id,
@@ -371,6 +275,7 @@ class EventWriter:
             on_stored,
         )
         self._entries[token] = entry
+        conn = self._conn
         if conn is None:
             self._waiting.append(token)
             return
@@ -378,74 +283,12 @@ class EventWriter:
         conn.write(entry.data)
         entry.deadline = self._clock + self._ack_timeout_s
 
-    # -- fast batches --------------------------------------------------------------------
-    def _end_batch(self) -> None:
-        """Commit the open batch (an end-of-batch message, stored by nobody), just before the
-        connection sends what this loop iteration wrote."""
-        batch = self._open
-        if batch is None:
-            return
-        self._open = None
-        conn = self._conn
-        if conn is not None:
-            reply = f"{batch.reply}.{len(batch.tokens) + 1}.{_EOB}{_FI}"
-            conn._out.append(f"PUB {batch.subject} {reply} 0\r\n\r\n".encode())
-
-    def _on_batch_reply(self, batch_id: str, member: int, payload: bytes) -> None:
-        """A flow ack, gap or error report, or the PubAck of one of our batches (``member``:
-        the batch sequence of the message it answers)."""
-        batch = self._batches.get(batch_id)
-        if batch is None:
-            return  # settled already (or not ours)
-        try:
-            ack = _ack_decoder.decode(payload)
-        except msgspec.DecodeError as err:
-            self._batch_failed(batch_id, batch, f"unreadable batch ack: {err}")
-            return
-        if ack.error is not None:
-            if ack.error.get("err_code") in _BATCH_OFF_CODES and self._batching:
-                self._batching = False
-                log.warning("JetStream refused a fast batch (%s); publishing one by one", ack.error)
-            self._batch_failed(batch_id, batch, str(ack.error))
-            return
-        if ack.type == "ack":  # flow ack: members up to ack.seq are stored
-            self._batch_stored(batch, min(ack.seq, len(batch.tokens)), 0)
-        elif ack.type:  # "gap" / "err": the commit's PubAck says what got stored
-            log.warning("fast batch %s: %s", batch_id, payload[:200])
-        elif not ack.batch:  # a plain PubAck of one member: the server ignored the batch
-            if 0 < member <= len(batch.tokens):
-                self._acked(batch.tokens[member - 1], ack.seq)
-        else:  # the batch's PubAck
-            self.batches += 1
-            self._batch_stored(batch, min(ack.count or 1, len(batch.tokens)), ack.seq)
-            del self._batches[batch_id]
-            if batch.acked < len(batch.tokens):
-                self._batch_failed(batch_id, batch, f"{ack.count} of {len(batch.tokens)} stored")
-
-    def _batch_stored(self, batch: _Batch, upto: int, seq: int) -> None:
-        tokens = batch.tokens
-        for token in tokens[batch.acked : upto]:
-            self._acked(token, seq)
-        batch.acked = max(batch.acked, upto)
-
-    def _batch_failed(self, batch_id: str, batch: _Batch, why: str) -> None:
-        """Every member not known stored is retried, one by one, as a plain publish."""
-        self._batches.pop(batch_id, None)
-        for token in batch.tokens[batch.acked :]:
-            entry = self._entries.get(token)
-            if entry is not None and entry.deadline != 0.0:
-                self._failed(token, entry, why)
-        batch.acked = len(batch.tokens)
-
     # -- sending, acks and retries -----------------------------------------------------
     def _send(self, token: int, entry: _Entry) -> None:
         conn = self._conn
         if conn is None:
             self._waiting.append(token)
             return
-        if entry.batched:
-            entry.data = _plain(entry.data, f"{self._prefix}.{token}")
-            entry.batched = False
         entry.attempts += 1
         conn.write(entry.data)
         entry.deadline = self._clock + self._ack_timeout_s
@@ -457,14 +300,6 @@ class EventWriter:
         overdue = [t for t, e in self._entries.items() if 0.0 < e.deadline <= now]
         for token in overdue:
             self._failed(token, self._entries[token], "no PubAck in time")
-        entries = self._entries
-        settled = [  # batches whose PubAck never came, every member stored since by a retry
-            batch_id
-            for batch_id, batch in self._batches.items()
-            if batch is not self._open and not any(t in entries for t in batch.tokens)
-        ]
-        for batch_id in settled:
-            del self._batches[batch_id]
         self._sweeper = asyncio.get_running_loop().call_later(SWEEP_S, self._sweep)
 
     def _failed(self, token: int, entry: _Entry, why: str) -> None:
@@ -491,14 +326,8 @@ class EventWriter:
         entry.on_stored(seq)
 
     def _on_message(self, msg: nats_wire.Message) -> None:
-        """Any other message on the inbox: an error PubAck, a status (503: no stream), an ack
-        shape ``scan_acks`` does not read, or a reply to a fast batch."""
-        if msg.subject.endswith(_FI):
-            # <inbox prefix: 2 tokens>.<batch id>.<flow>.fail.<member>.<operation>.$FI
-            parts = msg.subject.split(".")
-            if len(parts) == 8 and parts[5].isdigit():
-                self._on_batch_reply(parts[2], int(parts[5]), msg.payload)
-            return
+        """Any other message on the inbox: an error PubAck, a status (503: no stream), or an
+        ack shape ``scan_acks`` does not read."""
         text = msg.subject.rpartition(".")[2]
         token = int(text) if text.isascii() and text.isdigit() else -1
         entry = self._entries.get(token)
@@ -555,7 +384,7 @@ class EventWriter:
             "version": "1",
             **auth,
         }
-        subscribe = nats_wire.sub_command(f"{self._prefix}.>", 1)
+        subscribe = nats_wire.sub_command(f"{self._prefix}.*", 1)
         loop = asyncio.get_running_loop()
         _, conn = await loop.create_connection(
             lambda: _Connection(self, options, subscribe), host, port
@@ -572,8 +401,6 @@ class EventWriter:
         """A ready connection: resend everything not acknowledged yet, in submission order."""
         self._conn = conn
         self.healthy = True
-        self._open = None
-        self._batches.clear()  # their members are resent one by one below
         pending = sorted(set(self._waiting) | set(self._entries))
         self._waiting.clear()
         self._clock = asyncio.get_running_loop().time()
@@ -644,30 +471,6 @@ class EventWriter:
     @property
     def in_flight(self) -> int:
         return len(self._entries)
-
-    @property
-    def batching(self) -> bool:
-        """Whether exchanges still leave as fast batches (off after a server refused one)."""
-        return self._batching
-
-
-def _version(text: object) -> tuple[int, ...]:
-    """``2.15.1`` as (2, 15, 1); () for anything else."""
-    if not isinstance(text, str):
-        return ()
-    numbers = []
-    for part in text.split("-")[0].split("."):
-        if not part.isdigit():
-            return ()
-        numbers.append(int(part))
-    return tuple(numbers)
-
-
-def _plain(command: bytes, reply: str) -> bytes:
-    """An HPUB command with its reply subject replaced (a batch member's retry)."""
-    line, _, rest = command.partition(b"\r\n")
-    verb, subject_, _, *lengths = line.split(b" ")
-    return b" ".join((verb, subject_, reply.encode(), *lengths)) + b"\r\n" + rest
 
 
 def _server(text: str) -> tuple[str, int, dict[str, object]]:

@@ -17,9 +17,6 @@ class StreamSettings:
     max_age_s: float = 0.0
     """0 keeps events forever: the stream is the truth the projections are rebuilt from."""
     duplicate_window_s: float = 120.0
-    fast_batches: bool = True
-    """``allow_batched`` (nats-server 2.14+): the event writer stores a loop iteration's
-    exchanges as one fast batch, one PubAck per batch (ADR 0006)."""
 
 
 async def ensure_stream(js: JetStreamContext, settings: StreamSettings) -> None:
@@ -31,7 +28,6 @@ async def ensure_stream(js: JetStreamContext, settings: StreamSettings) -> None:
         num_replicas=settings.replicas,
         max_age=settings.max_age_s,
         duplicate_window=settings.duplicate_window_s,
-        allow_batched=settings.fast_batches or None,
     )
     try:
         await js.stream_info(STREAM)

@@ -16,11 +16,11 @@ fn text<'a>(data: &'a [u8], what: &str) -> PyResult<&'a str> {
 }
 
 /// The HPUB command storing a station's CALL (event `seq`) and our answer (event `seq + 1`) as
-/// one message, its PubAck asked on `<reply_prefix>.<token><reply_suffix>`; see `csms._core.pyi`. ValueError when a frame is not UTF-8.
+/// one message; see `csms._core.pyi`. ValueError when a frame is not UTF-8.
 #[pyfunction]
 #[pyo3(signature = (
     subject, reply_prefix, token, node_id, session_id, station_id, ocpp_version, unique_id, action,
-    seq, call, call_at_ns, answer_type, answer, answer_at_ns, reply_suffix = ""
+    seq, call, call_at_ns, answer_type, answer, answer_at_ns
 ))]
 #[allow(clippy::too_many_arguments)]
 fn exchange_message<'py>(
@@ -40,7 +40,6 @@ fn exchange_message<'py>(
     answer_type: u8,
     answer: &[u8],
     answer_at_ns: i64,
-    reply_suffix: &str,
 ) -> PyResult<Bound<'py, PyBytes>> {
     let origin = Origin {
         node_id,
@@ -64,7 +63,7 @@ fn exchange_message<'py>(
         raw: text(answer, "the answer")?,
         at_ns: answer_at_ns,
     };
-    let reply = format!("{reply_prefix}.{token}{reply_suffix}");
+    let reply = format!("{reply_prefix}.{token}");
     let (head, headers, body) =
         wire::exchange_parts(subject, &reply, &origin, unique_id, action, &call, &answer);
     let parts: [&[u8]; 4] = [head.as_bytes(), headers.as_bytes(), &body, b"\r\n"];
