@@ -132,9 +132,12 @@ def exchange_message(
     answer_at_ns: int,
 ) -> bytes:
     """The NATS HPUB command storing a station's CALL (event ``seq``) and our answer (event
-    ``seq + 1``) as one message: a JSON array of two ``csms.frame`` envelopes, byte for byte what
-    ``streams.envelope.encode_many`` writes for them, with ``Nats-Msg-Id`` = the CALL's event id
-    and the reply subject ``<reply_prefix>.<token>``. ValueError if a frame is not UTF-8."""
+    ``seq + 1``) as one message, with ``Nats-Msg-Id`` = the CALL's event id and the reply subject
+    ``<reply_prefix>.<token>``. The body is a ``csms.exchange`` envelope (version 2, both frames
+    embedded verbatim) when both frames are bare JSON arrays without ``\\u`` escapes, else the
+    two ``csms.frame`` envelopes byte for byte as ``streams.envelope.encode_many`` writes them;
+    ``streams.envelope.decode_many`` reads both as the same events. The frames must be JSON (a
+    CALL the codec accepted, an answer it encoded). ValueError if a frame is not UTF-8."""
 
 def scan_acks(data: bytes, start: int, prefix: bytes) -> tuple[int, list[tuple[int, int]]]:
     """``(position, [(token, stream sequence), ...])``: the successful JetStream PubAcks

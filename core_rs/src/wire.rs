@@ -1,9 +1,11 @@
 //! The gateway's two hot NATS chores, as pure byte work (no I/O, no Python):
 //!
 //! - [`exchange_parts`]: the HPUB command that stores a station's CALL and the answer we are
-//!   about to send as one JetStream message (a JSON array of two `csms.frame` envelopes, exactly
-//!   as the Python envelope encoder writes them, field for field and byte for byte), with its
-//!   `Nats-Msg-Id` header and the reply subject its PubAck comes back on.
+//!   about to send as one JetStream message, with its `Nats-Msg-Id` header and the reply subject
+//!   its PubAck comes back on. The body is a `csms.exchange` envelope (version 2: the session's
+//!   fields once, both frames embedded verbatim as JSON values) when both frames allow it (see
+//!   [`embeddable`]), else a JSON array of two `csms.frame` envelopes (version 1, exactly as the
+//!   Python envelope encoder writes them, field for field and byte for byte).
 //! - [`scan_acks`]: the PubAcks at the start of what the server sent, read without building a
 //!   message object per ack; it stops at the first operation that is anything else, which the
 //!   general (Python) parser then reads.
@@ -180,7 +182,58 @@ fn push_event(
     out.extend_from_slice(b",\"reason\":null,\"type\":\"csms.frame\",\"version\":1}");
 }
 
-/// The stream message body of a CALL and its answer: `[call event, answer event]`.
+/// Whether `raw` can be stored verbatim as a JSON value inside an envelope and read back byte
+/// for byte (`msgspec.Raw`): it is one JSON array with nothing around it and without `\u`
+/// escapes (a lone surrogate escape is one spelling JSON readers disagree on). The caller
+/// guarantees `raw` is JSON (the gateway passes only CALLs its codec accepted and answers it
+/// encoded); anything else is written as an escaped string (version 1).
+pub fn embeddable(raw: &str) -> bool {
+    let bytes = raw.as_bytes();
+    bytes.first() == Some(&b'[')
+        && bytes.last() == Some(&b']')
+        && !bytes.windows(2).any(|pair| pair == b"\\u")
+}
+
+/// The version 2 body: one `csms.exchange` object carrying the fields both events share once and
+/// the two frames as JSON values. Readers (`streams.envelope.decode_many`) expand it into the
+/// very events version 1 stores: event ids `<node>-<session>-<seq>` and `...-<seq + 1>`.
+fn exchange_v2(
+    out: &mut Vec<u8>,
+    origin: &Origin<'_>,
+    unique_id: &str,
+    action: &str,
+    call: &Frame<'_>,
+    answer: &Frame<'_>,
+) {
+    out.extend_from_slice(b"{\"type\":\"csms.exchange\",\"version\":2,\"node_id\":");
+    push_json_str(out, origin.node_id);
+    out.extend_from_slice(b",\"session_id\":");
+    push_json_str(out, origin.session_id);
+    out.extend_from_slice(b",\"station_id\":");
+    push_json_str(out, origin.station_id);
+    out.extend_from_slice(b",\"ocpp_version\":");
+    push_json_str(out, origin.ocpp_version);
+    out.extend_from_slice(b",\"seq\":");
+    push_number(out, call.seq);
+    out.extend_from_slice(b",\"unique_id\":");
+    push_json_str(out, unique_id);
+    out.extend_from_slice(b",\"action\":");
+    push_json_str(out, action);
+    out.extend_from_slice(b",\"call_at_ns\":");
+    push_signed(out, call.at_ns);
+    out.extend_from_slice(b",\"answer_type\":");
+    push_number(out, u64::from(answer.message_type));
+    out.extend_from_slice(b",\"answer_at_ns\":");
+    push_signed(out, answer.at_ns);
+    out.extend_from_slice(b",\"call\":");
+    out.extend_from_slice(call.raw.as_bytes());
+    out.extend_from_slice(b",\"answer\":");
+    out.extend_from_slice(answer.raw.as_bytes());
+    out.push(b'}');
+}
+
+/// The stream message body of a CALL and its answer (`answer.seq` is `call.seq + 1`): version 2
+/// when both frames are [`embeddable`], else version 1, `[call event, answer event]`.
 pub fn exchange_body(
     origin: &Origin<'_>,
     unique_id: &str,
@@ -189,6 +242,10 @@ pub fn exchange_body(
     answer: &Frame<'_>,
 ) -> Vec<u8> {
     let mut out = Vec::with_capacity(call.raw.len() + answer.raw.len() + 768);
+    if embeddable(call.raw) && embeddable(answer.raw) {
+        exchange_v2(&mut out, origin, unique_id, action, call, answer);
+        return out;
+    }
     out.push(b'[');
     push_event(&mut out, origin, unique_id, action, call);
     out.push(b',');
@@ -323,6 +380,49 @@ mod tests {
             out,
             b"\"a\\\"b\\\\c\\n\\u0001\\u001f\xc3\xa9/\x7f\"".to_vec()
         );
+    }
+
+    #[test]
+    fn embeds_json_arrays_verbatim_and_escapes_the_rest() {
+        assert!(embeddable("[2,\"1\",\"Heartbeat\",{}]"));
+        assert!(!embeddable(" [2]"));
+        assert!(!embeddable("[2,\"\\ud800\"]"));
+        assert!(!embeddable("{}"));
+        let origin = Origin {
+            node_id: "n",
+            session_id: "s",
+            station_id: "st",
+            ocpp_version: "1.6",
+        };
+        let frame = |seq, inbound, raw| Frame {
+            seq,
+            inbound,
+            message_type: if inbound { 2 } else { 3 },
+            raw,
+            at_ns: 7,
+        };
+        let v2 = exchange_body(
+            &origin,
+            "1",
+            "Heartbeat",
+            &frame(4, true, "[2,\"1\",\"Heartbeat\",{}]"),
+            &frame(5, false, "[3,\"1\",{}]"),
+        );
+        assert_eq!(
+            String::from_utf8(v2).unwrap_or_default(),
+            "{\"type\":\"csms.exchange\",\"version\":2,\"node_id\":\"n\",\"session_id\":\"s\",\
+\"station_id\":\"st\",\"ocpp_version\":\"1.6\",\"seq\":4,\"unique_id\":\"1\",\
+\"action\":\"Heartbeat\",\"call_at_ns\":7,\"answer_type\":3,\"answer_at_ns\":7,\
+\"call\":[2,\"1\",\"Heartbeat\",{}],\"answer\":[3,\"1\",{}]}"
+        );
+        let v1 = exchange_body(
+            &origin,
+            "1",
+            "A",
+            &frame(4, true, " [2]"),
+            &frame(5, false, "[3]"),
+        );
+        assert_eq!(v1.first(), Some(&b'['));
     }
 
     #[test]

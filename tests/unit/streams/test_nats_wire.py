@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
+import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -81,20 +85,52 @@ def test_header_status() -> None:
 # -- the Rust half: exchange_message and scan_acks ---------------------------------------------
 
 texts = st.text(max_size=40)
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner),
+    max_leaves=12,
+)
+json_frames = st.builds(
+    lambda items, separators, ascii_only: json.dumps(
+        items, separators=separators, ensure_ascii=ascii_only
+    ),
+    st.lists(json_values, max_size=5),
+    st.sampled_from([(",", ":"), (", ", ": "), (" ,", " :")]),
+    st.booleans(),
+)
+"""Frames as stations send them: JSON arrays, compact or spaced, with or without \\u escapes."""
+other_texts = st.text(max_size=300).filter(lambda t: not (t.startswith("[") and t.endswith("]")))
+"""Anything that is not a JSON array on its own: stored as an escaped string (version 1)."""
 
 
-@settings(max_examples=300, deadline=None)
+def _embeddable(frame: str) -> bool:
+    return frame.startswith("[") and frame.endswith("]") and "\\u" not in frame
+
+
+def _body(command: bytes) -> tuple[bytes, bytes]:
+    """The headers and body of one HPUB command."""
+    line, _, rest = command.partition(b"\r\n")
+    header_len, total_len = (int(n) for n in line.split()[-2:])
+    assert rest[total_len:] == b"\r\n"
+    return rest[:header_len], rest[header_len:total_len]
+
+
+@settings(max_examples=400, deadline=None)
 @given(
     origin=st.builds(Origin, texts, texts, texts.filter(bool), texts),
     seq=st.integers(0, 2**62),
     unique_id=texts,
     action=texts,
-    call=st.text(max_size=300),
-    answer=st.text(max_size=300),
+    call=json_frames | other_texts,
+    answer=json_frames | other_texts,
     answer_type=st.sampled_from([3, 4]),
     times=st.tuples(st.integers(0, 2**62), st.integers(0, 2**62)),
 )
-def test_the_rust_exchange_message_is_byte_for_byte_the_envelope_encoding(
+def test_the_rust_exchange_message_stores_the_very_events_and_frames(
     origin: Origin,
     seq: int,
     unique_id: str,
@@ -104,10 +140,10 @@ def test_the_rust_exchange_message_is_byte_for_byte_the_envelope_encoding(
     answer_type: int,
     times: tuple[int, int],
 ) -> None:
+    """Readers get the same events from the Rust-built message as from the Python envelope,
+    each frame byte for byte; it is version 2 exactly when both frames can be embedded, and
+    otherwise byte for byte what ``encode_many`` + ``hpub_command`` write (version 1)."""
     events = origin.exchange(seq, unique_id, action, call, times[0], answer_type, answer, times[1])
-    body = envelope.encode_many(events)
-    headers = nats_wire.msg_id_headers(events[0].event_id)
-    expected = nats_wire.hpub_command("csms.evt.v1.S", "_INBOX.p.42", headers, body)
     built = nats_wire.exchange_message(
         "csms.evt.v1.S",
         "_INBOX.p",
@@ -125,8 +161,50 @@ def test_the_rust_exchange_message_is_byte_for_byte_the_envelope_encoding(
         answer.encode(),
         times[1],
     )
-    assert built == expected
-    assert envelope.decode_many(body) == list(events)
+    headers, body = _body(built)
+    assert headers == nats_wire.msg_id_headers(events[0].event_id)
+    assert built == nats_wire.hpub_command("csms.evt.v1.S", "_INBOX.p.42", headers, body)
+    decoded = envelope.decode_many(body)
+    assert decoded == list(events)
+    assert [e.raw.encode() for e in decoded] == [call.encode(), answer.encode()]
+    if _embeddable(call) and _embeddable(answer):
+        assert body.startswith(b'{"type":"csms.exchange","version":2,')
+        assert call.encode() in body
+    else:
+        assert body == envelope.encode_many(events)
+
+
+def test_version_2_is_smaller_for_a_meter_values_exchange() -> None:
+    frame = (Path(__file__).parents[3] / "bench/frames/v16_meter_values_10.json").read_bytes()
+    frame = frame.strip()
+    origin = Origin("node-1", "0123456789abcdef", "station-0001", "1.6")
+    args = (origin.node_id, origin.session_id, origin.station_id, origin.ocpp_version, "1", "A")
+    v2 = nats_wire.exchange_message("s", "r", 1, *args, 0, frame, 1, 3, b'[3,"1",{}]', 2)
+    v1 = nats_wire.exchange_message("s", "r", 1, *args, 0, b" " + frame, 1, 3, b'[3,"1",{}]', 2)
+    assert len(v2) < 0.75 * len(v1)
+
+
+def test_a_version_2_message_that_is_not_utf8_or_not_an_exchange_is_refused() -> None:
+    good = envelope.decode_many(
+        _body(
+            nats_wire.exchange_message(
+                "s", "r", 1, "n", "x", "st", "1.6", "u", "A", 0, b"[2]", 0, 3, b"[3]", 0
+            )
+        )[1]
+    )
+    assert [e.raw for e in good] == ["[2]", "[3]"]
+    with pytest.raises(msgspec.ValidationError):
+        envelope.decode_many(
+            b'{"type":"csms.exchange","version":3,"node_id":"n","session_id":"x",'
+            b'"station_id":"st","ocpp_version":"1.6","seq":0,"unique_id":"u","action":"A",'
+            b'"call_at_ns":0,"answer_type":3,"answer_at_ns":0,"call":[2],"answer":[3]}'
+        )
+    reordered = (
+        b'{"version":2,"type":"csms.exchange","node_id":"n","session_id":"x",'
+        b'"station_id":"st","ocpp_version":"1.6","seq":0,"unique_id":"u","action":"A",'
+        b'"call_at_ns":0,"answer_type":3,"answer_at_ns":0,"call":[2],"answer":[3]}'
+    )
+    assert envelope.decode_many(reordered) == good
 
 
 def test_exchange_message_refuses_frames_that_are_not_utf8() -> None:
