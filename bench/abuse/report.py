@@ -23,7 +23,7 @@ ROWS = {
     ),
     "D7": (
         "one station sends 10,000 Heartbeat CALLs/s without waiting",
-        "1 CALL at a time, reading paused at 8 queued, queue full 10 s → 1008",
+        "1 CALL at a time, reading paused at 8 queued; ≥ 4 waiting, not emptied, for 10 s → 1008",
         "closed 1008 after ~10 s; legit p99 + < 20 %; RSS < +50 MiB",
     ),
     "D7-40K": (
