@@ -359,6 +359,12 @@ class Attack:
                 closed.cancel()
                 if listener.answer.is_set():
                     self.tally.time("answer (round trip)", time.monotonic() - sent)
+            if not listener.closed.is_set():  # the attack's time ran out on this connection
+                self.tally.counts["open at the end"] += 1
+                for code, count in listener.errors.items():
+                    self.tally.counts[f"CALLERROR {code}"] += count
+                transport.disconnect()
+                return
             self._answered_then_closed(transport, listener, started)
 
         await self.repeat(once)
