@@ -52,6 +52,9 @@ ANSWER_CACHE = 32
 INBOUND_QUEUE = 8
 FLOOD_QUEUE = 4
 """Frames waiting behind the one in progress that start the D7 clock (see ``keepalive``)."""
+CALM_S = 1.0
+"""An empty queue for this long ends a flood (a flood the gateway nearly keeps up with empties
+the queue between bursts, and must not restart the clock each time)."""
 """Frames read ahead of processing before the socket is paused (one CALL at a time is the rule)."""
 
 
@@ -72,6 +75,7 @@ class StationSession(WSListener):
         "_boot_refused",
         "_busy",
         "_call_lock",
+        "_calm_from",
         "_closed",
         "_current",
         "_done",
@@ -135,9 +139,12 @@ class StationSession(WSListener):
         a waiting CALL that arrived before the answer to its id is a duplicate in flight."""
         self._paused = False
         self._flooding_since = 0.0
-        """When ``FLOOD_QUEUE`` frames were waiting behind the one in progress, the queue not
-        empty since: a station that waits for our answers (OCPP-J FR.01) never keeps it so;
-        one retrying while NATS is away adds a frame per call timeout, not per millisecond (D7)."""
+        """When ``FLOOD_QUEUE`` frames were waiting behind the one in progress, and frames kept
+        queueing since (the queue never stayed empty for ``CALM_S``): a station that waits for
+        our answers (OCPP-J FR.01) never does that; one retrying while NATS is away adds a
+        frame per call timeout, not per millisecond (D7)."""
+        self._calm_from = 0.0
+        """During a flood: when the queue last emptied."""
         self._pings: PingBudget | None = None
         """Made at the first ping from the station (D8)."""
         self._fragments = bytearray()
@@ -241,6 +248,8 @@ class StationSession(WSListener):
             return
         if self._backlog is None:
             self._backlog = deque()
+            if self._flooding_since and time.monotonic() - self._calm_from > CALM_S:
+                self._flooding_since = 0.0  # it waited for its answers for a while: over
         self._backlog.append((kind, data, arrival))
         if len(self._backlog) >= FLOOD_QUEUE and not self._flooding_since:
             self._flooding_since = time.monotonic()
@@ -253,7 +262,8 @@ class StationSession(WSListener):
         self._busy = False
         self._worker = None
         if not self._backlog:
-            self._flooding_since = 0.0
+            if self._flooding_since:
+                self._calm_from = time.monotonic()
             self._current = self._recent = None
             self._backlog = None  # an idle session keeps no deque (they are 600+ bytes)
             return
@@ -435,9 +445,11 @@ class StationSession(WSListener):
             self.close(WSCloseCode.POLICY_VIOLATION, "no OCPP message after connecting")
             return
         if flood_s and self._flooding_since and now - self._flooding_since > flood_s:
-            log.warning("station %s floods CALLs without waiting; closing", self.station_id)
-            self.close(WSCloseCode.POLICY_VIOLATION, "CALLs sent without waiting for answers")
-            return
+            if self._backlog is not None or now - self._calm_from <= CALM_S:
+                log.warning("station %s floods CALLs without waiting; closing", self.station_id)
+                self.close(WSCloseCode.POLICY_VIOLATION, "CALLs sent without waiting for answers")
+                return
+            self._flooding_since = 0.0  # calm again, nothing queued since
         if self._ping_sent:
             if now - self._ping_sent > timeout_s:
                 log.info("station %s did not answer a ping; disconnecting", self.station_id)

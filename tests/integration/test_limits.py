@@ -272,3 +272,31 @@ async def test_d7_calls_without_waiting_close_1008_others_still_served(
     finally:
         flooding.cancel()
         await other.close()
+
+
+async def test_d7_bursts_the_gateway_keeps_up_with_are_closed_too(short_flood: app.Running) -> None:
+    """D7: bursts of 5 CALLs without waiting, the next burst as soon as all 5 are answered: the
+    queue empties between bursts, but never for a second, so the flood clock runs on."""
+    station = await Station.connect(ws_url(short_flood, "D7-bursts"), "ocpp1.6")
+    sent = 0
+    give_up = asyncio.get_running_loop().time() + 10  # flood_s is 0.5 s
+    while not station.listener.closed.is_set() and asyncio.get_running_loop().time() < give_up:
+        for _ in range(5):
+            station.send_text(b'[2,"b%d","Heartbeat",{}]' % sent)
+            sent += 1
+        for _ in range(5):
+            receive = asyncio.ensure_future(station.listener.frames.get())
+            closed = asyncio.ensure_future(station.listener.closed.wait())
+            done, _ = await asyncio.wait(
+                {receive, closed}, timeout=10, return_when="FIRST_COMPLETED"
+            )
+            assert done, "neither an answer nor a close within 10 s"
+            receive.cancel()
+            closed.cancel()
+            if station.listener.closed.is_set():
+                break
+    assert station.listener.closed.is_set(), f"not closed after {sent} CALLs in 10 s"
+    received = station.transport.close_handshake.recv
+    assert received is not None
+    assert received.code == WSCloseCode.POLICY_VIOLATION
+    assert sent > 10  # it ran a while first
