@@ -97,11 +97,24 @@ def history(stations: int, messages: int, prefix: str = "BENCH") -> Iterator[tup
                 "meterValue": [{"timestamp": at, "sampledValue": sampled}],
             }
             uid = f"m{m}"
-            frames = [
-                event(3 + 2 * m, False, 2, uid, "MeterValues", _frame(2, uid, payload)),
-                event(4 + 2 * m, True, 3, uid, "MeterValues", f'[3,"{uid}",{{}}]'),
-            ]
-            yield subject(station_id), envelope.encode_many(frames)
+            seq = 3 + 2 * m
+            exchange = envelope.Exchange(  # version 2, what the gateway writes for a CALL
+                type=envelope.EXCHANGE_TYPE,  # and its answer (csms._core.exchange_message)
+                version=2,
+                node_id="bench",
+                session_id=f"s{s}",
+                station_id=station_id,
+                ocpp_version="1.6",
+                seq=seq,
+                unique_id=uid,
+                action="MeterValues",
+                call_at_ns=ns + seq * 1_000_000,
+                answer_type=3,
+                answer_at_ns=ns + (seq + 1) * 1_000_000,
+                call=msgspec.Raw(_frame(2, uid, payload).encode()),
+                answer=msgspec.Raw(f'[3,"{uid}",{{}}]'.encode()),
+            )
+            yield subject(station_id), msgspec.json.encode(exchange)
 
 
 def _event(
