@@ -52,6 +52,8 @@ ANSWER_CACHE = 32
 INBOUND_QUEUE = 8
 FLOOD_QUEUE = 4
 """Frames waiting behind the one in progress that start the D7 clock (see ``keepalive``)."""
+FLOOD_STEP_S = 0.005
+"""While flooding, a station's next frame waits this long (at most 200 frames/s)."""
 CALM_S = 1.0
 """An empty queue for this long ends a flood (a flood the gateway nearly keeps up with empties
 the queue between bursts, and must not restart the clock each time)."""
@@ -276,6 +278,13 @@ class StationSession(WSListener):
         if self._paused and len(self._backlog) < INBOUND_QUEUE // 2 and self._transport:
             self._paused = False
             self._transport.underlying_transport.resume_reading()
+        if self._flooding_since and kind == "frame":
+            # D7: a station that does not wait for its answers gets one frame per FLOOD_STEP_S
+            # until it is closed, so that it cannot take the others' share of the loop.
+            self._busy = True
+            loop = asyncio.get_running_loop()
+            loop.call_later(FLOOD_STEP_S, self._dispatch, kind, data, arrival)
+            return
         self._dispatch(kind, data, arrival)
 
     def _dispatch(self, kind: str, data: bytes, arrival: int) -> None:
