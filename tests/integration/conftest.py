@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import nats
 import pytest
@@ -42,6 +44,15 @@ async def csms(tmp_path: Path, nats_server: EmbeddedNats) -> AsyncIterator[app.R
     running = await app.start(loopback_settings(tmp_path, nats_server.url))
     yield running
     await running.stop()
+
+
+async def restarted(running: app.Running, **config: Any) -> app.Running:
+    """The same CSMS with its listener restarted under changed ``GatewayConfig`` fields."""
+    running.gateway.config = replace(running.gateway.config, **config)
+    await running.gateway.stop()
+    running.gateway.sessions.clear()
+    await running.gateway.start()
+    return running
 
 
 def ws_url(running: app.Running, station_id: str) -> str:

@@ -9,7 +9,6 @@ import os
 import socket
 import struct
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import picows
@@ -19,7 +18,7 @@ from picows import WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport
 from csms import app
 from csms.gateway.limits import TLS_HANDSHAKE_BURST, TLS_HANDSHAKES_PER_S
 from streams.embedded import EmbeddedNats
-from tests.integration.conftest import ws_url
+from tests.integration.conftest import restarted, ws_url
 from tests.integration.secure_client import basic, client_tls, connect, upgrade
 from tests.integration.station import Station
 from tests.integration.test_security import P2, make_pki, start_secure
@@ -57,13 +56,7 @@ async def open_recorder(url: str) -> tuple[WSTransport, CloseRecorder]:
 @pytest.fixture
 async def guarded(csms: app.Running) -> app.Running:
     """The CSMS with its listener restarted: 1 s handshake timeout, 5 pending per address."""
-    csms.gateway.config = replace(
-        csms.gateway.config, handshake_timeout_s=1.0, max_pending_handshakes_per_address=5
-    )
-    await csms.gateway.stop()
-    csms.gateway.sessions.clear()
-    await csms.gateway.start()
-    return csms
+    return await restarted(csms, handshake_timeout_s=1.0, max_pending_handshakes_per_address=5)
 
 
 def slow_client(port: int, start: float) -> float:
@@ -232,11 +225,7 @@ async def test_d8_pings_are_answered_within_a_budget_and_a_flood_closes_1008(
 @pytest.fixture
 async def short_flood(csms: app.Running) -> app.Running:
     """The CSMS with its listener restarted to close a station flooding for 0.5 s."""
-    csms.gateway.config = replace(csms.gateway.config, flood_s=0.5)
-    await csms.gateway.stop()
-    csms.gateway.sessions.clear()
-    await csms.gateway.start()
-    return csms
+    return await restarted(csms, flood_s=0.5)
 
 
 @pytest.mark.parametrize("per_turn", [200, 10], ids=["40k-per-s", "2k-per-s"])

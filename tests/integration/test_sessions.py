@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from dataclasses import replace
 
 import picows
 import pytest
@@ -13,7 +12,7 @@ from csms import app
 from csms.gateway.limits import STRIKES
 from csms.gateway.session import CallErrorReceivedError
 from csms.protocol import PayloadError
-from tests.integration.conftest import read_all_events, ws_url
+from tests.integration.conftest import read_all_events, restarted, ws_url
 from tests.integration.station import Station, _Listener
 
 
@@ -29,11 +28,7 @@ async def test_a_newer_connection_replaces_the_old_one(csms: app.Running) -> Non
 @pytest.fixture
 async def fast_ping(csms: app.Running) -> app.Running:
     """The same CSMS with its listener restarted to ping after 0.3 s idle."""
-    csms.gateway.config = replace(csms.gateway.config, ping_interval_s=0.3, ping_timeout_s=0.3)
-    await csms.gateway.stop()
-    csms.gateway.sessions.clear()
-    await csms.gateway.start()
-    return csms
+    return await restarted(csms, ping_interval_s=0.3, ping_timeout_s=0.3)
 
 
 async def test_a_peer_that_stops_answering_pings_is_disconnected(fast_ping: app.Running) -> None:
@@ -52,11 +47,7 @@ async def test_a_peer_that_stops_answering_pings_is_disconnected(fast_ping: app.
 @pytest.fixture
 async def short_boot_timeout(csms: app.Running) -> app.Running:
     """The same CSMS with its listener restarted to close connections silent for 0.5 s."""
-    csms.gateway.config = replace(csms.gateway.config, boot_timeout_s=0.5)
-    await csms.gateway.stop()
-    csms.gateway.sessions.clear()
-    await csms.gateway.start()
-    return csms
+    return await restarted(csms, boot_timeout_s=0.5)
 
 
 async def test_d2_a_connection_that_never_speaks_is_closed(
