@@ -648,8 +648,7 @@ class StationSession(WSListener):
         if isinstance(response, dict):
             return self._result(unique_id, action, response)
         if isinstance(response, Flagged):
-            self._flag = response.flag
-            return self._result(unique_id, action, response.payload)
+            return self._flagged(unique_id, action, response)
         return self._result_later(call, response)
 
     async def _result_later(
@@ -660,9 +659,13 @@ class StationSession(WSListener):
         except Exception as exc:  # noqa: BLE001 (logged there)
             return self._handler_failed(call, exc), 4
         if isinstance(response, Flagged):
-            self._flag = response.flag
-            response = response.payload
+            return self._flagged(call.unique_id, call.action, response)
         return self._result(call.unique_id, call.action, response)
+
+    def _flagged(self, unique_id: str, action: str, flagged: Flagged) -> tuple[bytes, int]:
+        """A handler's answer with a flag (M31): the flag goes into the CALL's stored event."""
+        self._flag = flagged.flag
+        return self._result(unique_id, action, flagged.payload)
 
     def _result(self, unique_id: str, action: str, response: dict[str, Any]) -> tuple[bytes, int]:
         try:
