@@ -42,6 +42,9 @@ INVALID_CERTIFICATE = "InvalidChargingStationCertificate"
 PROFILE_MISMATCH = "SecurityProfileMismatch"
 TOO_MANY_FAILURES = "TooManyFailedAuthentications"
 REPLACED_REPEATEDLY = "SessionReplacedRepeatedly"
+CLOSED_FOR_ABUSE_REPEATEDLY = "ClosedForAbuseRepeatedly"
+"""Not an OCPP event type: an identity/address pair (or an address) closed with 1008 for abuse
+(ping flood, CALL flood, strike budget) too often; its upgrades are refused with 429 for a while."""
 INVALID_TLS_VERSION = "InvalidTLSVersion"
 INVALID_TLS_CIPHER_SUITE = "InvalidTLSCipherSuite"
 FAILED_TLS_HANDSHAKE = "FailedTLSHandshake"
@@ -155,6 +158,11 @@ class AuthConfig:
     failures_per_identity_address: int = 10
     failures_per_address: int = 100
     failure_window_s: float = 60.0
+    abuse_closes_per_identity_address: int = 3
+    """Connections of one identity from one address closed with 1008 for abuse (D7, D8, D12)
+    within ``failure_window_s`` before its next upgrade is refused with 429 (the leak drains one
+    per window/budget): a flooder that reconnects at once costs a refused upgrade, not a session."""
+    abuse_closes_per_address: int = 30
 
 
 class FailureThrottle:
@@ -235,12 +243,31 @@ class Authenticator:
         window = config.failure_window_s
         self._pairs = FailureThrottle(config.failures_per_identity_address, window)
         self._addresses = FailureThrottle(config.failures_per_address, window)
+        self._abusive_pairs = FailureThrottle(config.abuse_closes_per_identity_address, window)
+        self._abusive_addresses = FailureThrottle(config.abuse_closes_per_address, window)
         self.tls_failures = EventSampler(clock=clock)
 
     def alert(self, identity: str, address: str, event: str, reason: str) -> None:
         """Record a security event that is not a refusal (``status`` 0)."""
         if self.on_refused is not None:
             self.on_refused(Refusal(identity, address, 0, event, reason, 0))
+
+    def abused(self, station_id: str, address: str, reason: str) -> None:
+        """A connection of ``station_id`` (the session key: 2.x already lower-cased) from
+        ``address`` was closed with 1008 for abuse. Counted per pair and per address; the close
+        that fills a bucket is recorded as a security event (the refusals after it are not)."""
+        now = self.clock()
+        pair = f"{address}\x00{station_id}"
+        was = self._abusive_pairs.blocked(pair, now) or self._abusive_addresses.blocked(
+            address, now
+        )
+        self._abusive_pairs.fail(pair, now)
+        self._abusive_addresses.fail(address, now)
+        if not was and (
+            self._abusive_pairs.blocked(pair, now) or self._abusive_addresses.blocked(address, now)
+        ):
+            why = f"closed for abuse too often ({reason}); upgrades refused with 429 for a while"
+            self.alert(station_id, address, CLOSED_FOR_ABUSE_REPEATEDLY, why)
 
     def tls_failed(self, address: str, err: BaseException) -> None:
         """A TLS handshake on the wss:// port failed: record it (sampled per address and
@@ -262,6 +289,10 @@ class Authenticator:
         pair = f"{hs.address}\x00{identity_key}"
         if self._pairs.blocked(pair, now) or self._addresses.blocked(hs.address, now):
             return Verdict(429, "too many failed attempts; retry later")
+        if self._abusive_pairs.blocked(pair, now) or self._abusive_addresses.blocked(
+            hs.address, now
+        ):
+            return Verdict(429, "closed for abuse too often; retry later")
         verdict = self._check(hs)
         if verdict.accepted:
             self._pairs.clear(pair)

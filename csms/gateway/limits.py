@@ -7,7 +7,8 @@
 - :class:`PingBudget`: pings a connection may send per second before it is closed with 1008
   (D8); needs picows' auto-pong off (``ListenerOptions.auto_pong``) and the session answering.
 - :class:`ReplacementWatch`: a station identity whose session is replaced more than 3 times a
-  minute is reported (duplicate station or hijack attempt, A25 / SaiFlow).
+  minute is reported (duplicate station or hijack attempt, A25 / SaiFlow); after 10, further
+  replacements are refused with 429 before the upgrade (D11).
 - :class:`StrikeBudget`: peer-caused CALLERRORs a connection may earn in a sliding window
   before it is closed with 1008 (D12).
 - :class:`EventSampler`: which refusals that no credential check throttles (failed TLS
@@ -26,6 +27,7 @@ from collections.abc import Callable
 
 MAX_PENDING_HANDSHAKES_PER_ADDRESS = 50
 TLS_HANDSHAKES_PER_S = 20.0
+REPLACEMENTS_BEFORE_REFUSAL = 10
 PINGS_PER_S = 2.0
 PING_BURST = 10
 TLS_HANDSHAKE_BURST = 50
@@ -119,8 +121,12 @@ class PingBudget:
 
 
 class ReplacementWatch:
-    """``replaced(identity)`` True when the identity's session was replaced more than
-    ``limit`` times within ``window_s`` (an alert, not a refusal: the newest still wins)."""
+    """Replacements of a station identity's live session by a newer connection. ``replaced``
+    records one and is True past ``limit`` within ``window_s`` (an alert: duplicate station or
+    hijack attempt). ``refusing`` is True once ``refuse_after`` happened within ``window_s``:
+    the gateway then refuses a connection that would replace the live session again with 429
+    (D11: a replacement storm costs a refused upgrade each, not a session each); the live
+    session stays, and the identity's next connection once it is gone is served as usual."""
 
     def __init__(
         self,
@@ -128,8 +134,10 @@ class ReplacementWatch:
         window_s: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
         max_identities: int = 100_000,
+        refuse_after: int = REPLACEMENTS_BEFORE_REFUSAL,
     ) -> None:
         self.limit = limit
+        self.refuse_after = refuse_after
         self.window_s = window_s
         self._clock = clock
         self._max = max_identities
@@ -139,14 +147,25 @@ class ReplacementWatch:
         now = self._clock()
         times = self._times.get(identity)
         if times is None:
-            times = self._times[identity] = deque(maxlen=self.limit + 1)
+            times = deque(maxlen=max(self.limit, self.refuse_after) + 1)
+            self._times[identity] = times
             if len(self._times) > self._max:
                 self._times.popitem(last=False)
         self._times.move_to_end(identity)
         times.append(now)
+        self._expire(times, now)
+        return len(times) > self.limit
+
+    def refusing(self, identity: str) -> bool:
+        times = self._times.get(identity)
+        if times is None or not self.refuse_after:
+            return False
+        self._expire(times, self._clock())
+        return len(times) >= self.refuse_after
+
+    def _expire(self, times: deque[float], now: float) -> None:
         while times and now - times[0] > self.window_s:
             times.popleft()
-        return len(times) > self.limit
 
 
 class StrikeBudget:

@@ -119,7 +119,7 @@ def refusal(verdict: Verdict, realm: str) -> Upgrade:
         headers["WWW-Authenticate"] = f'Basic realm="{realm}", charset="UTF-8"'
     elif verdict.status == 429:
         headers["Retry-After"] = "60"
-    body = b"unauthorized" if verdict.status == 401 else b"too many failed attempts"
+    body = b"unauthorized" if verdict.status == 401 else verdict.reason.encode()
     response = WSUpgradeResponse.create_error_response(verdict.status, body, headers)
     return Upgrade(response, None)
 

@@ -7,12 +7,12 @@ import logging
 import ssl
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import picows
 from picows import WSUpgradeRequest, WSUpgradeResponse, WSUpgradeResponseWithListener
 
-from csms.gateway.auth import REPLACED_REPEATEDLY, Authenticator, Handshake
+from csms.gateway.auth import REPLACED_REPEATEDLY, Authenticator, Handshake, Verdict
 from csms.gateway.limits import (
     MAX_PENDING_HANDSHAKES_PER_ADDRESS,
     PendingHandshakes,
@@ -75,6 +75,8 @@ class Gateway:
         self.observer = observer
         self.context_for = context_for
         self.sink = sink
+        if auth is not None and session_config.on_abuse is None:
+            session_config = replace(session_config, on_abuse=auth.abused)
         self.session_config = session_config
         self.config = config
         self.sessions: dict[str, StationSession] = {}
@@ -147,6 +149,11 @@ class Gateway:
                 log.info("upgrade of %s from %s refused (%d): %s", identity, peer.address,
                          verdict.status, verdict.reason)  # fmt: skip
                 return refusal(verdict, self.auth.config.realm)
+        old = self.sessions.get(station_id)
+        if old is not None and self._replacements.refusing(station_id):
+            # D11: a replacement storm is refused before the upgrade; the live session stays.
+            log.info("upgrade of %s refused (429): replaced too often", identity)
+            return refusal(Verdict(429, "session replaced too often; retry later"), "")
         session = StationSession(
             station_id,
             self.codecs[version],
@@ -155,7 +162,6 @@ class Gateway:
             self.session_config,
             self._closed,
         )
-        old = self.sessions.get(station_id)
         if old is not None:
             log.warning("station %s reconnected; closing its previous connection", station_id)
             old.close(picows.WSCloseCode.POLICY_VIOLATION, "replaced by a newer connection")

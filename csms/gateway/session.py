@@ -64,6 +64,9 @@ the queue between bursts, and must not restart the clock each time)."""
 class SessionConfig:
     node_id: str
     call_timeout_s: float = 30.0
+    on_abuse: Callable[[str, str, str], None] | None = None
+    """(station id, peer address, reason) of a connection closed with 1008 for abuse (ping
+    flood, CALL flood, strike budget): the gateway's admission throttles it (D7, D8, D12)."""
 
 
 class StationSession(WSListener):
@@ -225,7 +228,7 @@ class StationSession(WSListener):
             if self._pings.allow():
                 transport.send(WSMsgType.PONG, frame.get_payload_as_bytes())
             else:  # D8: a ping flood is closed, not answered at any rate
-                self.close(WSCloseCode.POLICY_VIOLATION, "too many pings")
+                self.close_for_abuse("too many pings")
         elif kind == WSMsgType.BINARY:
             self.close(WSCloseCode.UNSUPPORTED_DATA, "OCPP-J uses text frames")
         elif kind == WSMsgType.CLOSE:
@@ -405,7 +408,7 @@ class StationSession(WSListener):
     def _after_reply(self) -> None:
         if self._struck_out:
             log.warning("station %s: too many invalid messages; closing", self.station_id)
-            self.close(WSCloseCode.POLICY_VIOLATION, "too many invalid messages")
+            self.close_for_abuse("too many invalid messages")
 
     async def _answer_later(
         self,
@@ -456,7 +459,7 @@ class StationSession(WSListener):
         if flood_s and self._flooding_since and now - self._flooding_since > flood_s:
             if self._backlog is not None or now - self._calm_from <= CALM_S:
                 log.warning("station %s floods CALLs without waiting; closing", self.station_id)
-                self.close(WSCloseCode.POLICY_VIOLATION, "CALLs sent without waiting for answers")
+                self.close_for_abuse("CALLs sent without waiting for answers")
                 return
             self._flooding_since = 0.0  # calm again, nothing queued since
         if self._ping_sent:
@@ -466,6 +469,18 @@ class StationSession(WSListener):
         elif now - self._last_seen > interval_s:
             self._ping_sent = now
             transport.send_ping()
+
+    def close_for_abuse(self, reason: str) -> None:
+        """Close with 1008 and tell the gateway (``SessionConfig.on_abuse``), which then refuses
+        this identity's and address's reconnects for a while instead of serving the same flood."""
+        transport = self._transport
+        notify = self.config.on_abuse
+        if transport is None or transport.is_disconnected or transport.is_close_frame_sent:
+            return  # once per connection, even if more frames of the flood were read already
+        if notify is not None:
+            peer = transport.underlying_transport.get_extra_info("peername")
+            notify(self.station_id, str(peer[0]) if peer else "", reason)
+        self.close(WSCloseCode.POLICY_VIOLATION, reason)
 
     def close(self, code: WSCloseCode = WSCloseCode.OK, reason: str = "") -> None:
         if self._transport is not None and not self._transport.is_disconnected:

@@ -16,8 +16,14 @@ import pytest
 from picows import WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport
 
 from csms import app
-from csms.gateway.limits import TLS_HANDSHAKE_BURST, TLS_HANDSHAKES_PER_S
+from csms.gateway.auth import AuthConfig
+from csms.gateway.limits import (
+    REPLACEMENTS_BEFORE_REFUSAL,
+    TLS_HANDSHAKE_BURST,
+    TLS_HANDSHAKES_PER_S,
+)
 from streams.embedded import EmbeddedNats
+from tests.integration.api_support import until
 from tests.integration.conftest import restarted, ws_url
 from tests.integration.secure_client import basic, client_tls, connect, upgrade
 from tests.integration.station import Station
@@ -149,11 +155,19 @@ async def test_d10_no_compression_is_negotiated(csms: app.Running) -> None:
 
 
 async def test_d11_many_connections_of_one_identity_leave_one_session(csms: app.Running) -> None:
-    stations = await asyncio.gather(
-        *(Station.connect(ws_url(csms, "CROWD"), "ocpp2.0.1") for _ in range(20))
+    outcomes = await asyncio.gather(
+        *(Station.connect(ws_url(csms, "CROWD"), "ocpp2.0.1") for _ in range(20)),
+        return_exceptions=True,
     )
+    stations = [s for s in outcomes if isinstance(s, Station)]
+    refused = [e for e in outcomes if not isinstance(e, Station)]
+    # the first one and at least REPLACEMENTS_BEFORE_REFUSAL replacements were served; past
+    # that budget a connection that would replace the live session again is refused (429)
+    assert len(stations) >= 1 + REPLACEMENTS_BEFORE_REFUSAL
+    assert all(isinstance(e, picows.WSError) for e in refused), refused
     closings = {asyncio.ensure_future(s.listener.closed.wait()): s for s in stations}
-    done, pending = await asyncio.wait(closings, timeout=10)
+    done: set[asyncio.Future[bool]] = set()
+    pending = set(closings)
     while len(done) < len(stations) - 1 and pending:  # every replaced one closes
         more, pending = await asyncio.wait(pending, timeout=10, return_when="FIRST_COMPLETED")
         assert more, "replaced connections did not close"
@@ -162,7 +176,15 @@ async def test_d11_many_connections_of_one_identity_leave_one_session(csms: app.
     survivor = closings[next(iter(pending))]
     assert (await survivor.call("Heartbeat", {}))[0] == 3
     assert list(csms.gateway.sessions) == ["crowd"]
+    port = csms.gateway.port
+    assert (await upgrade(port, "/ocpp/CROWD")).status == 429  # would replace it again
+    assert list(csms.gateway.sessions) == ["crowd"]
+    assert (await survivor.call("Heartbeat", {}))[0] == 3  # the live session was left alone
     await survivor.close()
+    await until(lambda: "crowd" not in csms.gateway.sessions)  # the gateway saw the close
+    fresh = await Station.connect(ws_url(csms, "CROWD"), "ocpp2.0.1")  # not a replacement
+    assert (await fresh.call("Heartbeat", {}))[0] == 3
+    await fresh.close()
 
 
 async def test_d3_tls_handshake_flood_from_one_address(
@@ -220,6 +242,37 @@ async def test_d8_pings_are_answered_within_a_budget_and_a_flood_closes_1008(
     other = await Station.connect(ws_url(csms, "D8-other"), "ocpp1.6")
     assert (await other.call("Heartbeat", {}))[0] == 3
     await other.close()
+
+
+async def ping_flood(url: str) -> WSCloseCode | None:
+    """Connect, flood pings until the server closes; the close code it sent."""
+    transport, listener = await picows.ws_connect(
+        PongCounter, url, extra_headers={"Sec-WebSocket-Protocol": "ocpp1.6"}
+    )
+    assert isinstance(listener, PongCounter)
+    for _ in range(1000):
+        transport.send_ping(b"x")
+    await asyncio.wait_for(listener.closed.wait(), 5)
+    return listener.code
+
+
+async def test_d8_a_flooder_that_reconnects_is_refused_before_the_upgrade(
+    csms: app.Running,
+) -> None:
+    """Closed for abuse ``abuse_closes_per_identity_address`` times, the pair's next upgrade is
+    refused with 429 (no session, no OCPP); other identities and addresses are served."""
+    budget = AuthConfig().abuse_closes_per_identity_address
+    for _ in range(budget):
+        assert await ping_flood(ws_url(csms, "D8-AGAIN")) == WSCloseCode.POLICY_VIOLATION
+    port = csms.gateway.port
+    assert (await upgrade(port, "/ocpp/D8-AGAIN", subprotocol="ocpp1.6")).status == 429
+    assert "D8-AGAIN" not in csms.gateway.sessions
+    neighbour = await Station.connect(ws_url(csms, "D8-NEIGHBOUR"), "ocpp1.6")  # same address
+    assert (await neighbour.call("Heartbeat", {}))[0] == 3
+    await neighbour.close()
+    elsewhere = await upgrade(port, "/ocpp/D8-AGAIN", subprotocol="ocpp1.6",
+                              local_address="127.0.0.2")  # fmt: skip
+    assert elsewhere.status == 101  # the same identity from another address
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ import ssl
 import pytest
 
 from csms.gateway.auth import (
+    CLOSED_FOR_ABUSE_REPEATEDLY,
     FAILED_TO_AUTHENTICATE,
     INVALID_CERTIFICATE,
     INVALID_TLS_VERSION,
@@ -275,6 +276,42 @@ def test_replacement_watch() -> None:
     assert not watch.replaced("other")
     clock.now += 61.0
     assert not watch.replaced("cs")
+
+
+def test_replacement_watch_refuses_past_its_budget() -> None:
+    clock = Clock()
+    watch = ReplacementWatch(limit=3, window_s=60.0, clock=clock, refuse_after=10)
+    assert not watch.refusing("cs")
+    for n in range(10):
+        assert not watch.refusing("cs"), n
+        watch.replaced("cs")
+    assert watch.refusing("cs")  # D11: the 11th replacement within 60 s is refused
+    assert not watch.refusing("other")
+    clock.now += 61.0
+    assert not watch.refusing("cs")
+
+
+def test_abuse_closes_throttle_the_pair_then_the_address() -> None:
+    clock = Clock()
+    auth, refusals, _ = make("accept", clock)
+    budget = auth.config.abuse_closes_per_identity_address
+    for _ in range(budget):
+        assert auth.decide(hs("flooder")).accepted
+        auth.abused("flooder", "10.0.0.1", "too many pings")
+    assert auth.decide(hs("flooder")).status == 429  # D8: reconnecting at once is refused
+    assert [r.event for r in refusals] == [CLOSED_FOR_ABUSE_REPEATEDLY]  # once, when it filled
+    assert auth.decide(hs("flooder", address="10.0.0.2")).accepted  # other address
+    assert auth.decide(hs("neighbour")).accepted  # other identity, same address
+    clock.now += auth.config.failure_window_s / budget  # the leak lets one more in
+    assert auth.decide(hs("flooder")).accepted
+    # an accepted upgrade does not forgive (unlike a good password after wrong ones)
+    assert auth.decide(hs("flooder")).accepted
+    auth.abused("flooder", "10.0.0.1", "too many pings")
+    assert auth.decide(hs("flooder")).status == 429
+    # identities rotated from one address: the address's own budget
+    for n in range(auth.config.abuse_closes_per_address):
+        auth.abused(f"rotating-{n}", "10.0.0.9", "too many invalid messages")
+    assert auth.decide(hs("rotating-new", address="10.0.0.9")).status == 429
 
 
 def test_event_sampler_one_per_address_per_window_and_a_global_rate() -> None:
