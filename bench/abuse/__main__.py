@@ -37,7 +37,7 @@ from bench.load.environment import environment
 from bench.load.progress import Progress
 from bench.load.servers import HOST, SIM_CPU, Launcher, pinned
 from bench.load.tls import TlsFiles, make_server_certificate
-from streams.embedded import free_port, nats_server_binary
+from streams.embedded import free_port, nats_environment, nats_server_binary
 
 ATTACKS = ["D1", "D3", "D7", "D7-40K", "D8", "D11", "D12", "D4", "D9"]
 WARMUP_S = 5.0
@@ -71,7 +71,7 @@ def start_server(launcher: Launcher, tls: TlsFiles) -> tuple[Ports, dict[str, in
     nats_port = free_port(HOST)
     store = str(scratch / "nats")
     nats_argv = [str(nats_server_binary()), "-js", "-sd", store, "-a", HOST, "-p", str(nats_port)]
-    nats = launcher.launch("nats-server", nats_argv, "Server is ready")
+    nats = launcher.launch("nats-server", nats_argv, "Server is ready", env=nats_environment())
     ports = Ports(free_port(HOST), free_port(HOST))
     config = scratch / "csms.toml"
     config.write_text(

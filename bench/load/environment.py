@@ -9,7 +9,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 from csms.protocol import core_version
-from streams.embedded import nats_server_binary
+from streams.embedded import nats_environment, nats_server_binary
 
 
 def _cpu_model() -> str:
@@ -50,6 +50,9 @@ def environment(realtime: bool) -> dict[str, str]:
         "rust": _rustc(),
         **{name: version(name) for name in packages},
         "nats-server": _nats_server(),
+        "nats-server Go runtime": " ".join(
+            f"{k}={v}" for k, v in nats_environment().items() if k in ("GOGC", "GOMEMLIMIT")
+        ),
         "scheduling": "SCHED_FIFO 1 (chrt -f 1)" if realtime else "SCHED_OTHER (normal)",
         "load_average_start": load_average(),
     }

@@ -79,7 +79,14 @@ class ProfilingLauncher(Launcher):
     tool: str = "plain"
     out: Path = Path()
 
-    def launch(self, name: str, argv: list[str], ready: str, cpu: int = SERVER_CPU) -> Child:
+    def launch(
+        self,
+        name: str,
+        argv: list[str],
+        ready: str,
+        cpu: int = SERVER_CPU,
+        env: dict[str, str] | None = None,
+    ) -> Child:
         if self.tool == "cprofile" and name == "csms":  # argv: python -m csms serve ...
             argv = [argv[0], "-m", "bench.load.cprofiled", str(self.out / "csms.pstats"), *argv[2:]]
         elif self.tool == "perf":
@@ -90,7 +97,7 @@ class ProfilingLauncher(Launcher):
                 *("--control", f"fifo:{fifo}", "-o", str(self.out / f"perf-{name}.data"), "--"),
                 *argv,
             ]
-        return super().launch(name, argv, ready, cpu)
+        return super().launch(name, argv, ready, cpu, env)
 
     def switch(self, server: Server, on: bool) -> None:
         """Profile from now on (``on``) or no longer."""

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.load.tls import TlsFiles
-from streams.embedded import free_port, nats_server_binary
+from streams.embedded import free_port, nats_environment, nats_server_binary
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -90,7 +90,14 @@ class Launcher:
     when NATS runs on machines of its own)."""
     children: list[Child] = field(default_factory=list)
 
-    def launch(self, name: str, argv: list[str], ready: str, cpu: int = SERVER_CPU) -> Child:
+    def launch(
+        self,
+        name: str,
+        argv: list[str],
+        ready: str,
+        cpu: int = SERVER_CPU,
+        env: dict[str, str] | None = None,
+    ) -> Child:
         log = self.scratch / f"{name}.log"
         with log.open("wb") as out:
             process = subprocess.Popen(
@@ -100,7 +107,7 @@ class Launcher:
                 stderr=subprocess.STDOUT,
                 preexec_fn=_nofile(self.nofile),
                 cwd=ROOT,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                env={**(os.environ if env is None else env), "PYTHONUNBUFFERED": "1"},
             )
         child = Child(name, process, log)
         self.children.append(child)
@@ -131,6 +138,7 @@ class Launcher:
             [str(nats_server_binary()), "-js", "-sd", str(store), "-a", HOST, "-p", str(nats_port)],
             "Server is ready",
             self.nats_cpu,
+            nats_environment(),  # the embedded server's Go runtime settings
         )
         port = free_port(HOST)
         argv = [sys.executable, "-m", "csms", "serve", "--host", HOST, "--ocpp-port", str(port)]
