@@ -678,8 +678,9 @@ class StationSession(WSListener):
         return self._result(call.unique_id, call.action, response)
 
     def _flagged(self, unique_id: str, action: str, flagged: Flagged) -> tuple[bytes, int]:
-        """A handler's answer with a flag (M31): the flag goes into the CALL's stored event."""
-        self._flag = flagged.flag
+        """A handler's answer with a flag (M31): the flag goes into the CALL's stored event,
+        after the payload's own flag if it has one (M30: a negative ``meterStop``)."""
+        self._flag = flagged.flag if self._flag is None else f"{self._flag}; {flagged.flag}"
         return self._result(unique_id, action, flagged.payload)
 
     def _result(self, unique_id: str, action: str, response: dict[str, Any]) -> tuple[bytes, int]:

@@ -103,3 +103,17 @@ async def test_m31_a_stop_for_another_stations_transaction_is_flagged(csms: app.
     await other.close()
     [(_, reason)] = await calls_and_reasons(csms, "M31-other", 1 + 2 + 1)
     assert reason == f"{flags.UNKNOWN_TRANSACTION} {transaction_id} (started by M31-owner)"
+
+
+async def test_m30_and_m31_on_one_stop_keep_both_flags(csms: app.Running) -> None:
+    station = await Station.connect(ws_url(csms, "M30-M31"), "ocpp1.6")
+    stop = {"transactionId": -1, "meterStop": -5, "timestamp": NOW}
+    assert await answered(station, "StopTransaction", stop) == {}
+    await station.close()
+    reasons = await calls_and_reasons(csms, "M30-M31", 1 + 2 + 1)
+    assert reasons == [
+        (
+            "StopTransaction",
+            f"{flags.NEGATIVE_ENERGY}: meterStop -5; {flags.UNKNOWN_TRANSACTION} -1",
+        )
+    ]
