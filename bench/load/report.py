@@ -112,6 +112,8 @@ VERSION_KEYS = (
 def machine_lines(env: dict[str, str]) -> list[str]:
     """The machine and the versions, as every report states them."""
     versions = ", ".join(f"{k} {env.get(k, '?')}" for k in VERSION_KEYS)
+    if env.get("nats-server Go runtime"):
+        versions += f" ({env['nats-server Go runtime']})"
     return [
         f"- **Machine**: {env['cpu']}, {env['cores']} cores shared with other work, Linux "
         f"{env['kernel']}; load average {env['load_average_start']} at start, "
