@@ -1,7 +1,8 @@
 """Limits under abuse (reliability.md §5.6, issue 7): other stations' latency under each attack.
 
     .venv/bin/python -m bench.abuse [--stations 200] [--rate 1]
-        [--attacks D1,D3,D7,D7-40K,D8,D11,D12,D4,D9] [--attack-s 12] [--baseline-s 8] [--settle-s 3]
+        [--attacks NONE,D1,D3,D7,D7-40K,D8,D11,D12,D4,D9] [--attack-s 12] [--baseline-s 8]
+        [--settle-s 3]
         [--json OUT] [--readme README] [--no-readme] [--render JSON] [--keep]
 
 A real ``csms serve`` (its own nats-server, ``projections = false``, the gateway's default limits,
@@ -39,7 +40,8 @@ from bench.load.servers import HOST, SIM_CPU, Launcher, pinned
 from bench.load.tls import TlsFiles, make_server_certificate
 from streams.embedded import free_port, nats_environment, nats_server_binary
 
-ATTACKS = ["D1", "D3", "D7", "D7-40K", "D8", "D11", "D12", "D4", "D9"]
+ATTACKS = ["NONE", "D1", "D3", "D7", "D7-40K", "D8", "D11", "D12", "D4", "D9"]
+"""NONE first: a window with the attacker idle, the control of every ratio after it."""
 WARMUP_S = 5.0
 PROBE_EVERY_S = 0.25
 ATTACKER = "127.0.0.3"

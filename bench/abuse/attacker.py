@@ -248,6 +248,11 @@ class Attack:
             self.tally.counts["never closed"] += 1
             transport.disconnect()
 
+    async def none(self) -> None:
+        """The control: the attacker process runs its window and sends nothing, so the legit
+        p99 ratio of this window is what the ratio does by itself on this machine."""
+        await asyncio.sleep(max(0.0, self.deadline - time.monotonic()))
+
     async def d7(self) -> None:
         """CALLs without waiting for answers (OCPP-J FR.01): Heartbeats at ``--rate``."""
         await self._flood(
@@ -410,6 +415,7 @@ class Attack:
 
 
 ATTACKS = {
+    "NONE": ("none", 0.0),
     "D1": ("d1", 0.0),
     "D3": ("d3", 200.0),
     "D4": ("d4", 0.0),

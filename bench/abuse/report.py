@@ -11,6 +11,11 @@ AFTER = 8
 """Fresh connections per address right after each attack (``bench.abuse.__main__``)."""
 
 ROWS = {
+    "NONE": (
+        "none: the attacker process runs its window and sends nothing (the control)",
+        "—",
+        "the ratio's own spread on this machine",
+    ),
     "D1": (
         "slowloris: 200 sockets from one address, half a request line then 1 byte/s",
         "5 s handshake timeout, 50 pending per address",
@@ -107,6 +112,8 @@ def verdict(run: AttackRun) -> str:
     ratio = d.latency.p99 / b.latency.p99 if b.latency.p99 else 0.0
     counts, times = o.counts, o.times_s
     checks: list[tuple[str, bool]] = []
+    if run.attack == "NONE":
+        return f"control: {_ratio(d.latency.p99, b.latency.p99)} with no attack"
     if run.attack == "D1":
         timed = times.get("timed out after")
         checks.append(("all closed ≤ 6 s", timed is not None and timed.max <= 6.0))
@@ -219,6 +226,28 @@ def _hung_note(result: AbuseReport) -> list[str]:
     ]
 
 
+def _repeats(result: AbuseReport) -> list[str]:
+    """Attacks run more than once (or beside the NONE control): every ratio and the median."""
+    ratios: dict[str, list[float]] = {}
+    for run in result.runs:
+        if run.baseline is not None and run.during is not None and run.baseline.latency.p99:
+            ratios.setdefault(run.attack, []).append(
+                run.during.latency.p99 / run.baseline.latency.p99
+            )
+    if not any(len(v) > 1 for v in ratios.values()):
+        return []
+    lines = ["", "| attack | runs | legit p99 ratio of each run | median |", "|---|--:|---|--:|"]
+    for name, values in ratios.items():
+        middle = (
+            sorted(values)[len(values) // 2]
+            if len(values) % 2
+            else (sum(sorted(values)[len(values) // 2 - 1 : len(values) // 2 + 1]) / 2)
+        )
+        each = ", ".join(f"{v:.2f}" for v in values)
+        lines.append(f"| {name} | {len(values)} | {each} | {middle:.2f}{X} |")
+    return lines
+
+
 def render(result: AbuseReport) -> str:
     begin, end = SECTION.markers
     attack_s = f"{result.attack_s:g}"
@@ -267,6 +296,7 @@ def render(result: AbuseReport) -> str:
         "|---|---|---|---|---|--:|--:|--:|--:|--:|--:|---|---|---|",
         *(_row(run, _typical_p99(result)) for run in result.runs),
         *_hung_note(result),
+        *_repeats(result),
         "",
         "Pass figures (reliability.md §5.6): "
         + "; ".join(f"{name} {row[2]}" for name, row in ROWS.items() if row[2] != "the same")
