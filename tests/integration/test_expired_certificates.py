@@ -31,6 +31,7 @@ from tests.integration.test_security import (
     refused_events,
     start_secure,
 )
+from tests.integration.test_station_registry import stations
 
 BOOTS: dict[str, dict[str, Any]] = {
     "ocpp2.0.1": {"reason": "PowerUp", "chargingStation": {"model": "M", "vendorName": "V"}},
@@ -233,3 +234,33 @@ async def test_a18_profile_2_station_with_an_expired_certificate_is_refused(
                             tls=renewing.tls())  # fmt: skip
     assert (await station.call("Heartbeat", {}))[0] == 3
     await station.close()
+
+
+async def test_a18_the_flag_is_the_operators_from_the_cli(renewing: Secure) -> None:
+    """``csms stations allow-expired-certificate``: profile 3 only, shown by ``list``, kept by
+    ``set-password``, and read by the gateway from its registry copy (the station gets in)."""
+    registry = renewing.running.registry
+    assert registry is not None
+    url = renewing.nats_url
+    assert await stations(url, "allow-expired-certificate", "SP1-A", "on") == (
+        2, "csms stations: SP1-A is registered for profile 1, not 3\n")  # fmt: skip
+    code, out = await stations(url, "allow-expired-certificate", "SP3", "on")
+    assert (code, out) == (0, "SP3: allow_expired_certificate false -> true\n")
+    code, out = await stations(url, "set-password", "SP3", "--generate-password")
+    assert code == 0, out
+    code, out = await stations(url, "list")
+    listed = {r["identity"]: r for r in map(json.loads, out.splitlines())}
+    assert listed["SP3"]["allow_expired_certificate"] is True
+    assert listed["SP1-A"]["allow_expired_certificate"] is False
+    code, out = await stations(url, "add", "X", "--profile", "1", "--generate-password",
+                               "--allow-expired-certificate")  # fmt: skip
+    assert (code, out.splitlines()[-1]) == (
+        2, "csms stations: --allow-expired-certificate is for profile 3 stations")  # fmt: skip
+
+    await until(lambda: registry.lookup("SP3").allow_expired_certificate, registry)  # type: ignore[union-attr]
+    expired = renewing.pki.ca.issue("expired", SERIAL, expired=True)
+    station = await connect(renewing.url("SP3", tls=True), tls=renewing.tls(expired))
+    await boot_pending_and_trigger(station, "ocpp2.0.1")
+    await station.close()
+    code, out = await stations(url, "allow-expired-certificate", "SP3", "off")
+    assert (code, out) == (0, "SP3: allow_expired_certificate true -> false\n")
