@@ -184,6 +184,13 @@ def server_tls_context(
                 )
         if check_time_after_handshake:
             context.verify_flags |= X509_V_FLAG_NO_CHECK_TIME
+            # A resumed session has no verified chain to check (OpenSSL verifies nothing then),
+            # and the chain of the full handshake was never time-checked by OpenSSL: no
+            # resumption (no TLS 1.2 or 1.3 tickets). After a gateway restart no ticket would
+            # be valid anyway (the ticket key is per process), so a reconnect storm loses
+            # nothing; a station reconnecting to a live gateway pays a full handshake.
+            context.options |= ssl.OP_NO_TICKET
+            context.num_tickets = 0
     return context
 
 

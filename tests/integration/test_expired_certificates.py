@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
+import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -264,3 +266,34 @@ async def test_a18_the_flag_is_the_operators_from_the_cli(renewing: Secure) -> N
     await station.close()
     code, out = await stations(url, "allow-expired-certificate", "SP3", "off")
     assert (code, out) == (0, "SP3: allow_expired_certificate true -> false\n")
+
+
+def _upgrade_twice_resuming(port: int, context: ssl.SSLContext) -> list[tuple[bool, bytes]]:
+    """Two blocking upgrades, the second offering the first one's TLS session: (whether it was
+    resumed, the status line)."""
+    answers: list[tuple[bool, bytes]] = []
+    session = None
+    request = (
+        b"GET /ocpp/SP3 HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+        b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: ocpp2.0.1\r\n\r\n"
+    )
+    for _ in range(2):
+        raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+        with context.wrap_socket(raw, server_hostname="127.0.0.1", session=session) as tls:
+            tls.sendall(request)
+            head = tls.recv(4096)
+            session = tls.session
+            answers.append((tls.session_reused, head.split(b"\r\n", 1)[0]))
+    return answers
+
+
+async def test_a18_no_tls_resumption_without_a_chain_to_check(renewing: Secure) -> None:
+    """A resumed TLS session has no verified chain, and OpenSSL checked no time: the listener
+    offers no resumption, so each connection's chain is checked (and a valid one gets in)."""
+    context = renewing.tls(renewing.pki.station3)
+    answers = await asyncio.get_running_loop().run_in_executor(
+        None, _upgrade_twice_resuming, renewing.tls_port, context
+    )
+    assert [reused for reused, _ in answers] == [False, False]
+    assert all(status.startswith(b"HTTP/1.1 101") for _, status in answers), answers

@@ -221,7 +221,10 @@ def test_the_context_leaves_time_to_the_gateway_only_when_the_chain_is_readable(
     server = root.issue("server", "localhost", server=True)
     pairs = [(server.cert_file, server.key_file)]
     assert verified_chain_supported()  # Python 3.11 + aiofastnet 1.2 here
-    assert checks_time_after_handshake(server_tls_context(pairs, root.cert_file))
+    context = server_tls_context(pairs, root.cert_file)
+    assert checks_time_after_handshake(context)
+    assert context.num_tickets == 0  # no resumption: a resumed session has no chain to check
+    assert context.options & ssl.OP_NO_TICKET
     forced = server_tls_context(pairs, root.cert_file, check_time_after_handshake=False)
     assert not checks_time_after_handshake(forced)
     assert not server_tls_context(pairs).verify_flags & X509_V_FLAG_NO_CHECK_TIME  # no CA
