@@ -250,7 +250,14 @@ async def start(settings: Settings) -> Running:
         )
 
         def on_probation(session: StationSession) -> None:
-            renewals.start(session.station_id, lambda: session.close(reason=RENEWED))
+            station_id = session.station_id
+
+            def renewed() -> None:  # the station's probation connection now (it may have
+                current = gateway.sessions.get(station_id)  # reconnected meanwhile)
+                if current is not None and current.context.boot_status == "Pending":
+                    current.close(reason=RENEWED)
+
+            renewals.start(station_id, renewed)
 
         gateway.on_probation = on_probation
         running.renewals = renewals

@@ -220,11 +220,13 @@ class ExpiredCertificateRenewals:
     """A18 (A00.FR.429/430): a station let in with its expired certificate (flagged
     ``allow_expired_certificate``, answered BootNotification Pending) gets the A02 renewal at
     once, started by the gateway that holds it (``Gateway.on_probation``). One renewal per
-    station at a time. Once the station accepted the new certificate the registry clears the flag
-    (``StationRegistry.settle_certificate``) and its probation connection, which stays Pending
-    for as long as it lives, is closed: the station reconnects with the new certificate and is
-    answered Accepted. On any other outcome the connection stays Pending (logged); the operator
-    may retry with ``csms stations renew-certificate``."""
+    station at a time: a reconnect during a renewal (its trigger or CertificateSigned went to
+    the closed connection) cancels it (its clean-up revokes what it had signed) and starts
+    another on the new connection. Once the station accepted the new certificate the registry
+    clears the flag (``StationRegistry.settle_certificate``) and its probation connection, which
+    stays Pending for as long as it lives, is closed: the station reconnects with the new
+    certificate and is answered Accepted. On any other outcome the connection stays Pending
+    (logged); the operator may retry with ``csms stations renew-certificate``."""
 
     def __init__(
         self,
@@ -248,14 +250,27 @@ class ExpiredCertificateRenewals:
     def start(self, station_id: str, renewed: Callable[[], None]) -> None:
         """Renew ``station_id``'s certificate in the background; ``renewed`` is called once
         the station accepted the new one (the gateway closes the probation connection)."""
-        if station_id in self.tasks:
-            return  # a reconnect during the renewal: the running one goes on
-        task = asyncio.get_running_loop().create_task(self._renew(station_id, renewed))
+        previous = self.tasks.get(station_id)
+        if previous is not None:
+            previous.cancel()
+        task = asyncio.get_running_loop().create_task(self._renew(station_id, renewed, previous))
         self.tasks[station_id] = task
-        task.add_done_callback(lambda _: self.tasks.pop(station_id, None))
 
-    async def _renew(self, station_id: str, renewed: Callable[[], None]) -> str | None:
+        def forget(done: asyncio.Task[str | None]) -> None:
+            if self.tasks.get(station_id) is done:
+                del self.tasks[station_id]
+
+        task.add_done_callback(forget)
+
+    async def _renew(
+        self,
+        station_id: str,
+        renewed: Callable[[], None],
+        previous: asyncio.Task[str | None] | None = None,
+    ) -> str | None:
         try:
+            if previous is not None:  # its clean-up (settle_certificate) before our first write
+                await asyncio.gather(previous, return_exceptions=True)
             await self.published()
             answer, signed = await renew_certificate(
                 self.nc, self.registry, self.presence, self.authority, station_id,

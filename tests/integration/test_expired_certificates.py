@@ -284,7 +284,7 @@ def _upgrade_twice_resuming(port: int, context: ssl.SSLContext) -> list[tuple[bo
             tls.sendall(request)
             head = tls.recv(4096)
             session = tls.session
-            answers.append((tls.session_reused, head.split(b"\r\n", 1)[0]))
+            answers.append((bool(tls.session_reused), head.split(b"\r\n", 1)[0]))
     return answers
 
 
@@ -297,3 +297,31 @@ async def test_a18_no_tls_resumption_without_a_chain_to_check(renewing: Secure) 
     )
     assert [reused for reused, _ in answers] == [False, False]
     assert all(status.startswith(b"HTTP/1.1 101") for _, status in answers), answers
+
+
+async def test_a18_a_reconnect_during_the_renewal_starts_it_again(
+    renewing: Secure, tmp_path: Path
+) -> None:
+    """The trigger went to a connection the station replaced: the renewal starts over on the
+    new one (and completes there)."""
+    registry = await flag(renewing)
+    expired = renewing.pki.ca.issue("expired", SERIAL, expired=True)
+    first = await connect(renewing.url("SP3", tls=True), tls=renewing.tls(expired))
+    await boot_pending_and_trigger(first, "ocpp2.0.1")  # not answered: the station reconnects
+    second = await connect(renewing.url("SP3", tls=True), tls=renewing.tls(expired))
+    await asyncio.wait_for(first.listener.closed.wait(), 10)
+    trigger = await boot_pending_and_trigger(second, "ocpp2.0.1")
+    second.send_text(json.dumps([3, trigger[1], {"status": "Accepted"}]))
+    new_key = tmp_path / "new.key"
+    signed = await second.call("SignCertificate", {"csr": csr_for(SERIAL, new_key)})
+    assert signed[2] == {"status": "Accepted"}
+    delivered = await second.receive()
+    second.send_text(json.dumps([3, delivered[1], {"status": "Accepted"}]))
+    await asyncio.wait_for(second.listener.closed.wait(), 10)
+    new_file = tmp_path / "new.pem"
+    new_file.write_text(delivered[3]["certificateChain"])
+    await until(lambda: registry.lookup("SP3").cert_fingerprint is not None, registry)  # type: ignore[union-attr]
+    record = registry.lookup("SP3")
+    assert record is not None
+    assert record.cert_fingerprint == fingerprint(Issued(new_file, new_key))
+    assert not record.allow_expired_certificate
