@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives import serialization
 from csms.gateway.auth import EXPIRED_CERTIFICATE_ACCEPTED, INVALID_CERTIFICATE
 from streams.embedded import EmbeddedNats
 from streams.registry import StationRegistry
+from tests.integration.api_support import api_client
 from tests.integration.conftest import read_all_events
 from tests.integration.pki import Authority, Issued, fingerprint
 from tests.integration.secure_client import basic, connect, upgrade
@@ -325,3 +326,34 @@ async def test_a18_a_reconnect_during_the_renewal_starts_it_again(
     assert record is not None
     assert record.cert_fingerprint == fingerprint(Issued(new_file, new_key))
     assert not record.allow_expired_certificate
+
+
+async def test_a18_the_flag_through_the_operator_api(renewing: Secure) -> None:
+    registry = renewing.running.registry
+    assert registry is not None
+    base = f"http://127.0.0.1:{renewing.running.settings.api_port}/api/v1/stations"
+    async with api_client(base) as client:
+        entry = (await client.get("/SP3/registration")).json()
+        assert entry == {
+            "identity": "SP3",
+            "profile": 3,
+            "password": False,
+            "cert_serial": SERIAL,
+            "cert_fingerprint": None,
+            "allow_expired_certificate": False,
+            "renewal_under_way": False,
+        }
+        assert (await client.get("/NOBODY/registration")).status_code == 404
+        refused = await client.put("/SP1-A/registration/allow-expired-certificate",
+                                   json={"allowed": True})  # fmt: skip
+        assert refused.status_code == 422
+        assert refused.json()["type"].endswith("not-profile-3")
+        allowed = await client.put("/SP3/registration/allow-expired-certificate",
+                                   json={"allowed": True})  # fmt: skip
+        assert allowed.status_code == 200
+        assert allowed.json()["allow_expired_certificate"] is True
+    await until(lambda: registry.lookup("SP3").allow_expired_certificate, registry)  # type: ignore[union-attr]
+    expired = renewing.pki.ca.issue("expired", SERIAL, expired=True)
+    station = await connect(renewing.url("SP3", tls=True), tls=renewing.tls(expired))
+    await boot_pending_and_trigger(station, "ocpp2.0.1")
+    await station.close()
