@@ -27,12 +27,13 @@ from csms import tls_audit
 from csms.api.app import ApiServer, build_app
 from csms.api.metrics import EventSinkFigures, track_event_sink, track_gateway_stations
 from csms.api.services import ApiServices
+from csms.certificates import CertificateAuthority, ExpiredCertificateRenewals
 from csms.domain.events import FrameEvent
 from csms.gateway.auth import AuthConfig, Authenticator, Refusal
 from csms.gateway.commands import execute as execute_command
 from csms.gateway.listener import server_tls_context
 from csms.gateway.server import Gateway, GatewayConfig
-from csms.gateway.session import SessionConfig
+from csms.gateway.session import SessionConfig, StationSession
 from csms.handlers.context import HandlerContext
 from csms.ports import EventSink
 from csms.protocol import SUPPORTED_VERSIONS, CodecOptions, codec_for
@@ -43,7 +44,7 @@ from streams.embedded import EmbeddedNats
 from streams.event_writer import EventWriter, UnsupportedServerError
 from streams.id_tokens import KvTokens
 from streams.nats_servers import servers
-from streams.presence import PresenceWriter
+from streams.presence import PresenceReader, PresenceWriter
 from streams.presence import open_bucket as open_presence
 from streams.projections.process import ProjectorProcess, start_projector_process
 from streams.provision import StreamSettings, ensure_stream
@@ -75,6 +76,8 @@ class Running:
     registry: StationRegistry | None = None
     projections: ProjectorProcess | None = None
     """The projector child process and the store the API reads (None: analytics unavailable)."""
+    renewals: ExpiredCertificateRenewals | None = None
+    """A18 renewals of expired certificates (None: no CA key, such stations are refused)."""
 
     @property
     def healthy(self) -> bool:
@@ -83,6 +86,8 @@ class Running:
     async def stop(self) -> None:
         """Drain: stop accepting, close sessions with 1001, flush NATS, stop the child."""
         self.stopping.set()
+        if self.renewals is not None:
+            await self.renewals.stop()
         if self.commands is not None:
             await self.commands.stop(timeout_s=0)  # no new commands
         await self.gateway.stop()
@@ -195,11 +200,17 @@ async def start(settings: Settings) -> Running:
     await until_ready("the registry watch", registry.start)
     if settings.unknown_stations not in ("accept", "reject"):
         raise ValueError("unknown_stations is accept or reject")
+    authority = None  # the CSO CA signs renewed station certificates (A02, A18)
+    if settings.tls_ca_file is not None and settings.tls_ca_key_file is not None:
+        authority = CertificateAuthority(
+            settings.tls_ca_file, settings.tls_ca_key_file, settings.cso_name
+        )
     auth = Authenticator(
         registry,
         AuthConfig(
             unknown_stations="reject" if settings.unknown_stations == "reject" else "accept",
             cso_name=settings.cso_name,
+            certificate_renewal=authority is not None,
         ),
         on_refused=_security_recorder(publisher, node_id),
     )
@@ -233,6 +244,23 @@ async def start(settings: Settings) -> Running:
     await commands.start()
     running = Running(settings, gateway, publisher, nc, url, embedded, registry=registry)
     running.presence, running.commands, running.tokens = presence, commands, tokens
+    if authority is not None:
+        renewals = ExpiredCertificateRenewals(
+            nc, registry, PresenceReader(presence_bucket), authority, presence.flush
+        )
+
+        def on_probation(session: StationSession) -> None:
+            station_id = session.station_id
+
+            def renewed() -> None:  # the station's probation connection now (it may have
+                current = gateway.sessions.get(station_id)  # reconnected meanwhile)
+                if current is not None and current.context.boot_status == "Pending":
+                    current.close(reason=RENEWED)
+
+            renewals.start(station_id, renewed)
+
+        gateway.on_probation = on_probation
+        running.renewals = renewals
     if settings.projections:
         clickhouse_url = settings.clickhouse_url or default_clickhouse_url(settings.data_dir)
         running.projections = await start_projector_process(
@@ -240,6 +268,10 @@ async def start(settings: Settings) -> Running:
         )
     running.services, running.api = await _serve_api(running)
     return running
+
+
+RENEWED = "certificate renewed: reconnect with the new certificate"
+"""Why an A18 probation connection is closed once its renewal was accepted."""
 
 
 def _projector_command(nats_url: str, clickhouse_url: str) -> list[str]:

@@ -15,6 +15,9 @@ The flow (:func:`renew_certificate`, ``csms stations renew-certificate``):
    fingerprint, so the old one stops working (A02.FR.*: the old credential keeps working until
    the station accepted the new one); anything else → the new one is forgotten.
 
+The same flow starts by itself for a station let in with an expired certificate (A18,
+:class:`ExpiredCertificateRenewals`).
+
 Needs ``cryptography`` at run time (only when signing is configured).
 """
 
@@ -24,8 +27,9 @@ import asyncio
 import contextlib
 import datetime
 import json
+import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,6 +47,8 @@ from streams.commands import CommandRouter
 from streams.presence import PresenceReader
 from streams.registry import StationRegistry
 from streams.subjects import subject
+
+log = logging.getLogger(__name__)
 
 DEFAULT_VALIDITY_DAYS = 365
 
@@ -208,3 +214,81 @@ async def renew_certificate(
     finally:
         if not settled:
             await registry.settle_certificate(identity, accepted=False)
+
+
+class ExpiredCertificateRenewals:
+    """A18 (A00.FR.429/430): a station let in with its expired certificate (flagged
+    ``allow_expired_certificate``, answered BootNotification Pending) gets the A02 renewal at
+    once, started by the gateway that holds it (``Gateway.on_probation``). One renewal per
+    station at a time: a reconnect during a renewal (its trigger or CertificateSigned went to
+    the closed connection) cancels it (its clean-up revokes what it had signed) and starts
+    another on the new connection. Once the station accepted the new certificate the registry
+    clears the flag (``StationRegistry.settle_certificate``) and its probation connection, which
+    stays Pending for as long as it lives, is closed: the station reconnects with the new
+    certificate and is answered Accepted. On any other outcome the connection stays Pending
+    (logged); the operator may retry with ``csms stations renew-certificate``."""
+
+    def __init__(
+        self,
+        nc: NatsClient,
+        registry: StationRegistry,
+        presence: PresenceReader,
+        authority: CertificateAuthority,
+        published: Callable[[], Awaitable[object]],
+        timeout_s: float = 60.0,
+    ) -> None:
+        self.nc = nc
+        self.registry = registry
+        self.presence = presence
+        self.authority = authority
+        self.published = published
+        """Waits until the gateway's presence writes are applied (the command router finds
+        the new session by its presence)."""
+        self.timeout_s = timeout_s
+        self.tasks: dict[str, asyncio.Task[str | None]] = {}
+
+    def start(self, station_id: str, renewed: Callable[[], None]) -> None:
+        """Renew ``station_id``'s certificate in the background; ``renewed`` is called once
+        the station accepted the new one (the gateway closes the probation connection)."""
+        previous = self.tasks.get(station_id)
+        if previous is not None:
+            previous.cancel()
+        task = asyncio.get_running_loop().create_task(self._renew(station_id, renewed, previous))
+        self.tasks[station_id] = task
+
+        def forget(done: asyncio.Task[str | None]) -> None:
+            if self.tasks.get(station_id) is done:
+                del self.tasks[station_id]
+
+        task.add_done_callback(forget)
+
+    async def _renew(
+        self,
+        station_id: str,
+        renewed: Callable[[], None],
+        previous: asyncio.Task[str | None] | None = None,
+    ) -> str | None:
+        try:
+            if previous is not None:  # its clean-up (settle_certificate) before our first write
+                await asyncio.gather(previous, return_exceptions=True)
+            await self.published()
+            answer, signed = await renew_certificate(
+                self.nc, self.registry, self.presence, self.authority, station_id,
+                self.timeout_s, requested_by="csms gateway: expired certificate (A18)",
+            )  # fmt: skip
+        except asyncio.CancelledError:
+            raise
+        except Exception as err:  # noqa: BLE001 - a background task: say why, keep the gateway
+            log.warning("A18 renewal of %s failed: %s", station_id, err)
+            return None
+        if answer == "Accepted" and signed is not None:
+            log.info("A18 renewal of %s: new certificate %s", station_id, signed.fingerprint)
+            renewed()
+        else:
+            log.warning("A18 renewal of %s: %s; the station stays Pending", station_id, answer)
+        return answer
+
+    async def stop(self) -> None:
+        for task in list(self.tasks.values()):
+            task.cancel()
+        await asyncio.gather(*self.tasks.values(), return_exceptions=True)

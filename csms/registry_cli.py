@@ -1,7 +1,7 @@
 """``csms stations …``: the station registry from the command line (add, list, remove,
-set-password, set-profile, rotate-password, renew-certificate). Talks to NATS
-(``--nats-url`` / ``CSMS_NATS_URL`` / csms.toml); without a URL it opens the embedded store
-under ``--data-dir`` (only while ``csms serve`` is not running).
+set-password, set-profile, rotate-password, renew-certificate, allow-expired-certificate).
+Talks to NATS (``--nats-url`` / ``CSMS_NATS_URL`` / csms.toml); without a URL it opens the
+embedded store under ``--data-dir`` (only while ``csms serve`` is not running).
 
 A generated password is printed once and never stored in clear (it is the station's to keep).
 ``rotate-password`` changes it over OCPP (1.6 ChangeConfiguration AuthorizationKey, 2.x
@@ -54,6 +54,11 @@ def add_parser(sub: Any) -> None:
     _password_arguments(add)
     add.add_argument("--cert-serial", help="profile 3: the serial in the certificate's CN")
     add.add_argument("--cert-fingerprint", help="profile 3: pin one certificate (SHA-256 hex)")
+    add.add_argument(
+        "--allow-expired-certificate",
+        action="store_true",
+        help="profile 3: accept its certificate once expired: Boot Pending + renewal (A18)",
+    )
     actions.add_parser("list", help="registered stations as JSON lines (no secrets)")
     remove = actions.add_parser("remove", help="unregister a station")
     remove.add_argument("identity")
@@ -79,6 +84,13 @@ def add_parser(sub: Any) -> None:
     renew.add_argument("--ca-key", help="default: the tls_ca_key_file setting")
     renew.add_argument("--days", type=int, default=DEFAULT_VALIDITY_DAYS, help="validity")
     renew.add_argument("--timeout", type=float, default=60.0, help="seconds for each answer")
+    expired = actions.add_parser(
+        "allow-expired-certificate",
+        help="profile 3: let a station in with its expired certificate, answered BootNotification "
+        "Pending while the CSMS renews it (A18; cleared once a renewal is accepted)",
+    )
+    expired.add_argument("identity")
+    expired.add_argument("allowed", choices=["on", "off"])
 
 
 def _password_arguments(parser: argparse.ArgumentParser) -> None:
@@ -124,12 +136,15 @@ async def _add(registry: StationRegistry, args: argparse.Namespace) -> int:
         raise ValueError("profiles 1 and 2 need --password or --generate-password")
     if args.profile == 3 and not args.cert_serial:
         raise ValueError("profile 3 needs --cert-serial")
+    if args.allow_expired_certificate and args.profile != 3:
+        raise ValueError("--allow-expired-certificate is for profile 3 stations")
     record = StationRecord(
         identity=args.identity,
         profile=args.profile,
         password_hash=hash_password(password) if password is not None else None,
         cert_serial=args.cert_serial,
         cert_fingerprint=args.cert_fingerprint.lower() if args.cert_fingerprint else None,
+        allow_expired_certificate=args.allow_expired_certificate,
     )
     await registry.put(record)
     print(f"added {args.identity} (profile {args.profile})")
@@ -146,6 +161,7 @@ async def _list(registry: StationRegistry, _: argparse.Namespace) -> int:
                     "password": record.password_hash is not None,
                     "cert_serial": record.cert_serial,
                     "cert_fingerprint": record.cert_fingerprint,
+                    "allow_expired_certificate": record.allow_expired_certificate,
                 }
             )
         )
@@ -169,14 +185,10 @@ async def _set_password(registry: StationRegistry, args: argparse.Namespace) -> 
     if password is None:
         raise ValueError("give --password or --generate-password")
     await registry.put(
-        StationRecord(
-            identity=record.identity,
-            profile=record.profile,
-            password_hash=hash_password(password),
-            cert_serial=record.cert_serial,
-            cert_fingerprint=record.cert_fingerprint,
+        msgspec.structs.replace(
+            record, password_hash=hash_password(password), pending_password_hash=None
         )
-    )
+    )  # the other fields (certificate, A18 flag) stay
     print(f"password of {args.identity} replaced")
     return 0
 
@@ -195,6 +207,21 @@ async def _set_profile(registry: StationRegistry, args: argparse.Namespace) -> i
         raise ValueError("profiles 1 and 2 need a password: set-password first")
     await registry.put(msgspec.structs.replace(record, profile=args.profile, cert_serial=serial))
     print(f"{args.identity}: profile {record.profile} -> {args.profile}")
+    return 0
+
+
+async def _allow_expired(registry: StationRegistry, args: argparse.Namespace) -> int:
+    """A18: the operator's explicit exception for one station's expired certificate."""
+    record = await registry.get(args.identity)
+    if record is None:
+        print(f"{args.identity} is not registered")
+        return 1
+    allowed = args.allowed == "on"
+    if allowed and record.profile != 3:
+        raise ValueError(f"{args.identity} is registered for profile {record.profile}, not 3")
+    before = await registry.allow_expired_certificate(args.identity, allowed)
+    print(f"{args.identity}: allow_expired_certificate {str(before).lower()} -> "
+          f"{str(allowed).lower()}")  # fmt: skip
     return 0
 
 
@@ -292,4 +319,5 @@ _ACTIONS: dict[str, Callable[[StationRegistry, argparse.Namespace], Awaitable[in
     "rotate-password": _rotate,
     "set-profile": _set_profile,
     "renew-certificate": _renew,
+    "allow-expired-certificate": _allow_expired,
 }

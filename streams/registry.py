@@ -69,6 +69,11 @@ class StationRecord(msgspec.Struct, frozen=True, kw_only=True):
     revoked_fingerprints: tuple[str, ...] = ()
     """Certificates the CSMS signed for renewals the station did not accept (the last
     ``MAX_REVOKED``): refused although their CN matches (no CRL or OCSP here)."""
+    allow_expired_certificate: bool = False
+    """Profile 3, set by the operator only (A18, A00.FR.429/430): the station may connect with
+    its registered certificate after it expired (issuers still valid); it is then answered
+    BootNotification Pending and its certificate renewed (A02). Cleared when a renewal is
+    accepted: the new certificate is valid and pinned, the exception has served its purpose."""
 
     def certificate_identities(self) -> tuple[tuple[str | None, str | None], ...]:
         """(CN, fingerprint or None for any) pairs a client certificate may match."""
@@ -295,7 +300,10 @@ class StationRegistry:
         signed = record.pending_cert_fingerprint
         if accepted and signed is not None:
             record = msgspec.structs.replace(
-                record, cert_serial=record.pending_cert_serial, cert_fingerprint=signed
+                record,
+                cert_serial=record.pending_cert_serial,
+                cert_fingerprint=signed,
+                allow_expired_certificate=False,
             )
         elif signed is not None:  # it exists and its CN matches: refuse it by name
             revoked = (*record.revoked_fingerprints, signed)[-MAX_REVOKED:]
@@ -305,6 +313,12 @@ class StationRegistry:
                 record, csr_expected=False, pending_cert_serial=None, pending_cert_fingerprint=None
             )
         )
+
+    async def allow_expired_certificate(self, identity: str, allowed: bool) -> bool:
+        """Set or clear the A18 exception; returns its previous value."""
+        record = await self._must_get(identity)
+        await self.put(msgspec.structs.replace(record, allow_expired_certificate=allowed))
+        return record.allow_expired_certificate
 
     async def _must_get(self, identity: str) -> StationRecord:
         record = await self.get(identity)

@@ -20,7 +20,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
 from csms import __version__
-from csms.api import commands, configuration, convenience, stations, tokens
+from csms.api import commands, configuration, convenience, registry, stations, tokens
 from csms.api.auth import require_api_key
 from csms.api.metrics import metrics, metrics_middleware
 from csms.api.problems import EXCEPTION_HANDLERS
@@ -55,6 +55,7 @@ def build_app(services: Services, store: Any = None) -> Litestar:
         *convenience.HANDLERS,
         *configuration.HANDLERS,
         *tokens.HANDLERS,
+        *registry.HANDLERS,
     ]
     dependencies: dict[str, Provide] = {
         "services": Provide(lambda: services, use_cache=True, sync_to_thread=False)

@@ -17,6 +17,7 @@ from streams.commands import CommandLog, CommandRouter
 from streams.id_tokens import KvTokens
 from streams.presence import PresenceReader
 from streams.presence import open_bucket as open_presence
+from streams.registry import StationRegistry
 
 Health = Callable[[], dict[str, bool]]
 """Component → up; ``/healthz`` answers 200 only when every component is up."""
@@ -31,6 +32,8 @@ class ApiServices:
     keys: ApiKeys
     tokens: KvTokens
     health: Health
+    registry: StationRegistry | None = None
+    """The station registry, read and written through NATS (no in-memory copy here)."""
     default_wait_s: float = 30.0
     max_wait_s: float = 300.0
     bulk_concurrency: int = 64
@@ -62,6 +65,7 @@ class ApiServices:
             keys=await ApiKeys.open(js, replicas),
             tokens=await KvTokens.open(js, replicas),
             health=health,
+            registry=await StationRegistry.open(js, replicas),
             default_wait_s=default_wait_s,
         )
         await services.keys.start()

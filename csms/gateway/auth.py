@@ -15,6 +15,12 @@ Rules (reliability.md §2.1-2.4, §5.5):
 - profile 3: the certificate's CN is the serial registered for the identity, O the CSO name, and
   the fingerprint the pinned one if any (A19, A20); during a renewal the certificate signed and
   sent but not yet accepted by the station matches too (A02);
+- validity (A18): when the TLS layer left the time check to us (:class:`CertificateValidity`),
+  a presented certificate whose verified chain has one certificate out of its validity period is
+  refused (401, ``InvalidChargingStationCertificate``), whatever the station's profile; the one
+  exception is an expired leaf (issuers valid) of a profile-3 station flagged
+  ``allow_expired_certificate`` when the CSMS can renew certificates: accepted *on probation*
+  (recorded; BootNotification Pending and a renewal started: the gateway's part);
 - failures are counted per (identity, address) and per address in leaky buckets; over budget the
   attempt is refused without checking the password (CWE-307, A23), and only the first refusal of a
   burst is recorded (A00.FR.316 note). A station on its own address is not affected by an attacker
@@ -30,6 +36,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Literal, Protocol
 
 from csms.gateway.limits import EventSampler
@@ -45,6 +52,9 @@ REPLACED_REPEATEDLY = "SessionReplacedRepeatedly"
 CLOSED_FOR_ABUSE_REPEATEDLY = "ClosedForAbuseRepeatedly"
 """Not an OCPP event type: an identity/address pair (or an address) closed with 1008 for abuse
 (ping flood, CALL flood, strike budget) too often; its upgrades are refused with 429 for a while."""
+EXPIRED_CERTIFICATE_ACCEPTED = "ExpiredCertificateAccepted"
+"""Not an OCPP event type: a profile-3 station flagged ``allow_expired_certificate`` came with an
+expired certificate and was let in on probation (A18: BootNotification Pending, renewal)."""
 INVALID_TLS_VERSION = "InvalidTLSVersion"
 INVALID_TLS_CIPHER_SUITE = "InvalidTLSCipherSuite"
 FAILED_TLS_HANDSHAKE = "FailedTLSHandshake"
@@ -75,6 +85,8 @@ class RegisteredStation(Protocol):
     def cert_fingerprint(self) -> str | None: ...
     @property
     def revoked_fingerprints(self) -> tuple[str, ...]: ...
+    @property
+    def allow_expired_certificate(self) -> bool: ...
     def certificate_identities(self) -> tuple[tuple[str | None, str | None], ...]:
         """(CN, fingerprint or None) pairs: the registered one, and during a renewal the
         certificate sent to the station and not yet accepted by it (A02)."""
@@ -92,6 +104,35 @@ class StationDirectory(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class CertificateValidity:
+    """The validity periods of a client certificate's verified chain, for the gateway to check
+    itself: the TLS layer verified the chain without time (``X509_V_FLAG_NO_CHECK_TIME``, A18)."""
+
+    not_before: datetime
+    not_after: datetime
+    issuers: tuple[tuple[datetime, datetime], ...] | None
+    """(not before, not after) of each certificate above the leaf, up to the trust anchor;
+    None: the verified chain could not be read, so the issuers' periods are unknown."""
+
+
+def validity_problem(validity: CertificateValidity, now: datetime) -> tuple[str, bool] | None:
+    """Why the chain is not valid at ``now`` and whether only the leaf has expired (the one
+    case a flagged station may come in with), or None."""
+    if validity.issuers is None:
+        return "verified chain unavailable: the issuers' validity is unknown", False
+    for not_before, not_after in validity.issuers:
+        if now > not_after:
+            return "an issuer certificate has expired", False
+        if now < not_before:
+            return "an issuer certificate is not yet valid", False
+    if now < validity.not_before:
+        return "certificate is not yet valid", False
+    if now > validity.not_after:
+        return "certificate has expired", True
+    return None
+
+
+@dataclass(frozen=True, slots=True)
 class ClientCertificate:
     """A client certificate the TLS layer verified against the CSO CA."""
 
@@ -99,6 +140,8 @@ class ClientCertificate:
     organization: str | None
     fingerprint: str
     """SHA-256 of the DER encoding, lower-case hex."""
+    validity: CertificateValidity | None = None
+    """None: the TLS layer checked the validity periods itself (and refused any out of them)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +170,9 @@ class Verdict:
     reason: str = ""
     """For logs and the security event; never contains a credential."""
     event: str | None = None
-    """Security event type, set when this refusal is to be recorded."""
+    """Security event type, set when this refusal (or acceptance on probation) is recorded."""
+    probation: bool = False
+    """Accepted with an expired certificate (A18): BootNotification Pending, renewal started."""
 
     @property
     def accepted(self) -> bool:
@@ -163,6 +208,9 @@ class AuthConfig:
     within ``failure_window_s`` before its next upgrade is refused with 429 (the leak drains one
     per window/budget): a flooder that reconnects at once costs a refused upgrade, not a session."""
     abuse_closes_per_address: int = 30
+    certificate_renewal: bool = False
+    """The CSMS can renew station certificates (a CA key is configured, A02): only then may a
+    station flagged ``allow_expired_certificate`` come in with an expired one (A18)."""
 
 
 class FailureThrottle:
@@ -235,11 +283,14 @@ class Authenticator:
         config: AuthConfig,
         on_refused: Callable[[Refusal], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.directory = directory
         self.config = config
         self.on_refused = on_refused
         self.clock = clock
+        self.wall_clock = wall_clock
+        """Certificate validity periods are checked against it (A18)."""
         window = config.failure_window_s
         self._pairs = FailureThrottle(config.failures_per_identity_address, window)
         self._addresses = FailureThrottle(config.failures_per_address, window)
@@ -296,6 +347,11 @@ class Authenticator:
         verdict = self._check(hs)
         if verdict.accepted:
             self._pairs.clear(pair)
+            if verdict.event is not None and self.on_refused is not None:  # on probation
+                self.on_refused(
+                    Refusal(hs.identity, hs.address, verdict.status, verdict.event,
+                            verdict.reason, hs.profile)
+                )  # fmt: skip
             return verdict
         self._pairs.fail(pair, now)
         self._addresses.fail(hs.address, now)
@@ -310,6 +366,9 @@ class Authenticator:
 
     def _check(self, hs: Handshake) -> Verdict:
         station = self.directory.lookup(hs.identity)
+        expired = self._expired_certificate(hs, station)
+        if expired is not None:
+            return expired
         if station is None:
             if self.config.unknown_stations == "accept":
                 return ACCEPTED
@@ -346,6 +405,25 @@ class Authenticator:
                     return ACCEPTED
         return Verdict(401, "wrong password", FAILED_TO_AUTHENTICATE)
 
+    def _expired_certificate(
+        self, hs: Handshake, station: RegisteredStation | None
+    ) -> Verdict | None:
+        """A18: the refusal of a presented certificate out of its validity period, or None
+        (valid, or an expired leaf a flagged profile-3 station may come in with)."""
+        validity = hs.certificate.validity if hs.certificate is not None else None
+        if validity is None:
+            return None
+        problem = validity_problem(validity, self.wall_clock())
+        if problem is None:
+            return None
+        why, leaf_expired = problem
+        if leaf_expired and station is not None and station.profile >= 3:
+            if station.allow_expired_certificate and self.config.certificate_renewal:
+                return None  # the identity checks follow; _check_certificate puts it on probation
+            if station.allow_expired_certificate:
+                why += " (allow_expired_certificate is set, but no CA key to renew it with)"
+        return Verdict(401, f"client certificate: {why}", INVALID_CERTIFICATE)
+
     def _check_certificate(self, hs: Handshake, station: RegisteredStation) -> Verdict:
         cert = hs.certificate
         if cert is None:
@@ -362,4 +440,12 @@ class Authenticator:
             for serial, pinned in identities
         ):
             return Verdict(401, "certificate is not the one registered", INVALID_CERTIFICATE)
+        if (
+            cert.validity is not None
+            and station.allow_expired_certificate
+            and self.wall_clock() > cert.validity.not_after
+        ):  # reached only when the issuers are valid and renewal is possible (see above)
+            return Verdict(101, "expired client certificate accepted (allow_expired_certificate): "
+                           "BootNotification Pending, certificate renewal started",
+                           EXPIRED_CERTIFICATE_ACCEPTED, probation=True)  # fmt: skip
         return ACCEPTED

@@ -12,11 +12,20 @@ suites (ECDHE-ECDSA and RSA with AES-GCM) plus their ECDHE-RSA forms, nothing CB
 no compression. An RSA and an EC certificate may both be loaded so that all four suites work.
 With a CSO CA, client certificates are verified against it (optional: profile 2 stations have
 none; or required: a profile-3-only listener, A00.FR.006).
+
+Validity periods (A18): OpenSSL checks them during the handshake, before the URL (so the
+station) is known, which leaves no room for a station allowed in with an expired certificate.
+So, when the verified chain can be read after the handshake (:func:`verified_chain_supported`),
+the context verifies signatures and the chain to the CSO CA without time
+(``X509_V_FLAG_NO_CHECK_TIME``) and every connection's verified chain, leaf to trust anchor, is
+read here (:class:`CertificateValidity`) for ``csms.gateway.auth`` to check against the clock:
+refused with 401 after TLS instead of a TLS alert, except an expired leaf of a flagged station.
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime
 import hashlib
 import logging
 import ssl
@@ -30,7 +39,7 @@ from picows import WSAutoPingStrategy, WSUpgradeRequest, WSUpgradeResponse
 from picows import WSUpgradeResponseWithListener as Upgrade
 from picows.picows import WSProtocol  # type: ignore[attr-defined]
 
-from csms.gateway.auth import ClientCertificate, Verdict
+from csms.gateway.auth import CertificateValidity, ClientCertificate, Verdict
 from csms.gateway.limits import HandshakeRate, PendingHandshakes
 
 log = logging.getLogger(__name__)
@@ -51,6 +60,76 @@ TLS12_SUITES = ":".join(
     ]
 )
 """A00.FR.318: the four mandated suites (+ ECDHE-RSA: forward secrecy for RSA certificates)."""
+
+X509_V_FLAG_NO_CHECK_TIME = 0x200000
+"""OpenSSL's flag (x509_vfy.h): verify the chain without checking validity periods. Python 3.11
+has no name for it; ``ssl.VerifyFlags`` keeps unknown bits."""
+
+
+def verified_chain_supported() -> bool:
+    """Whether the verified chain of a TLS connection can be read after the handshake: the
+    ``ssl_object`` aiofastnet hands over is its own engine (``get_verified_chain``, DER bytes) or,
+    on its fallback engine, a stdlib ``SSLObject`` (public ``get_verified_chain`` from Python
+    3.13; on 3.11 the private ``_sslobj.get_verified_chain``)."""
+    private = getattr(getattr(ssl, "_ssl", None), "_SSLSocket", None)
+    if not hasattr(ssl.SSLObject, "get_verified_chain") and not hasattr(
+        private, "get_verified_chain"
+    ):
+        return False
+    try:
+        from aiofastnet.ssl_engine_direct import SSLEngineDirect  # type: ignore[import-not-found]
+    except ImportError:
+        return True  # aiofastnet uses the stdlib fallback
+    return hasattr(SSLEngineDirect, "get_verified_chain")
+
+
+_ENCODING_DER = getattr(getattr(ssl, "_ssl", None), "ENCODING_DER", 2)
+"""``_ssl.Certificate.public_bytes`` format (3.11's private chain items; 3.13 has the same)."""
+
+
+def _verified_chain(ssl_object: Any) -> list[bytes] | None:
+    """The verified chain (leaf first, trust anchor last) as DER, or None when it cannot be
+    read (the caller refuses: never an exception out of ``connection_made``)."""
+    getter = getattr(ssl_object, "get_verified_chain", None)
+    if getter is None:
+        getter = getattr(getattr(ssl_object, "_sslobj", None), "get_verified_chain", None)
+    if getter is None:
+        return None
+    try:
+        chain = getter() or []
+        return [c if isinstance(c, bytes) else bytes(c.public_bytes(_ENCODING_DER)) for c in chain]
+    except (AttributeError, TypeError, ValueError, ssl.SSLError) as err:
+        log.warning("verified chain not readable: %s", err)
+        return None
+
+
+def _periods(chain: list[bytes]) -> list[tuple[datetime.datetime, datetime.datetime]] | None:
+    """(not before, not after) of each DER certificate, or None if one cannot be parsed."""
+    from cryptography import x509  # a run-time dependency (csms.certificates)
+
+    try:
+        certificates = [x509.load_der_x509_certificate(der) for der in chain]
+    except ValueError as err:
+        log.warning("verified chain not parsable: %s", err)
+        return None
+    return [(c.not_valid_before_utc, c.not_valid_after_utc) for c in certificates]
+
+
+def certificate_validity(ssl_object: Any, leaf_der: bytes) -> CertificateValidity:
+    """The validity periods of the connection's verified chain (A18); with unknown issuers (so
+    a refusal) when the chain cannot be read or does not start with the peer's certificate."""
+    chain = _verified_chain(ssl_object)
+    periods = _periods(chain) if chain else None
+    if periods is not None and chain is not None and chain[0] == leaf_der:
+        return CertificateValidity(periods[0][0], periods[0][1], tuple(periods[1:]))
+    leaf = _periods([leaf_der]) or [(_NEVER[1], _NEVER[0])]  # OpenSSL parsed it: not expected
+    return CertificateValidity(leaf[0][0], leaf[0][1], None)
+
+
+_NEVER = (
+    datetime.datetime.min.replace(tzinfo=datetime.UTC),
+    datetime.datetime.max.replace(tzinfo=datetime.UTC),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,8 +161,11 @@ def server_tls_context(
     certificates: Sequence[tuple[Path, Path]],
     ca_file: Path | None = None,
     require_client_certificate: bool = False,
+    check_time_after_handshake: bool | None = None,
 ) -> ssl.SSLContext:
-    """A server context for profiles 2/3: ``certificates`` are (cert chain, key) pairs."""
+    """A server context for profiles 2/3: ``certificates`` are (cert chain, key) pairs.
+    ``check_time_after_handshake`` (default: when :func:`verified_chain_supported`): client
+    certificate chains are verified without time, the gateway checks the periods (A18)."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.set_ciphers(TLS12_SUITES)
@@ -93,13 +175,37 @@ def server_tls_context(
     if ca_file is not None:
         context.load_verify_locations(cafile=ca_file)
         context.verify_mode = ssl.CERT_REQUIRED if require_client_certificate else ssl.CERT_OPTIONAL
+        if check_time_after_handshake is None:
+            check_time_after_handshake = verified_chain_supported()
+            if not check_time_after_handshake:
+                log.warning(
+                    "the verified client chain cannot be read here: OpenSSL checks validity "
+                    "periods, expired certificates fail TLS (no A18 exception)"
+                )
+        if check_time_after_handshake:
+            context.verify_flags |= X509_V_FLAG_NO_CHECK_TIME
+            # A resumed session has no verified chain to check (OpenSSL verifies nothing then),
+            # and the chain of the full handshake was never time-checked by OpenSSL: no
+            # resumption (no TLS 1.2 or 1.3 tickets). After a gateway restart no ticket would
+            # be valid anyway (the ticket key is per process), so a reconnect storm loses
+            # nothing; a station reconnecting to a live gateway pays a full handshake.
+            context.options |= ssl.OP_NO_TICKET
+            context.num_tickets = 0
     return context
 
 
-def _client_certificate(ssl_object: Any) -> ClientCertificate | None:
+def checks_time_after_handshake(context: ssl.SSLContext) -> bool:
+    """Whether ``context`` leaves the client certificates' validity periods to the gateway."""
+    return bool(context.verify_flags & X509_V_FLAG_NO_CHECK_TIME)
+
+
+def _client_certificate(ssl_object: Any, check_time: bool = False) -> ClientCertificate | None:
+    """The peer's certificate; with ``check_time`` (the listener's context verified it without
+    time) also its chain's validity periods, for the gateway to check (A18)."""
     der = ssl_object.getpeercert(binary_form=True)
     if not der:
         return None
+    validity = certificate_validity(ssl_object, der) if check_time else None
     info = ssl_object.getpeercert() or {}
     names: dict[str, str] = {}
     for rdn in info.get("subject", ()):
@@ -109,6 +215,7 @@ def _client_certificate(ssl_object: Any) -> ClientCertificate | None:
         common_name=names.get("commonName"),
         organization=names.get("organizationName"),
         fingerprint=hashlib.sha256(der).hexdigest(),
+        validity=validity,
     )
 
 
@@ -134,7 +241,14 @@ class _Dropped(asyncio.Protocol):
 class _Connection(WSProtocol):  # type: ignore[misc]
     """picows' protocol plus: the peer for the upgrade callback, the pending-handshake cap."""
 
-    __slots__ = ("_csms_admitted", "_csms_peer", "_csms_pending", "_csms_upgrade", "_guard")
+    __slots__ = (
+        "_csms_admitted",
+        "_csms_check_time",
+        "_csms_peer",
+        "_csms_pending",
+        "_csms_upgrade",
+        "_guard",
+    )
     # no per-connection __dict__: memory per idle connection is a target
 
     def __init__(
@@ -143,8 +257,11 @@ class _Connection(WSProtocol):  # type: ignore[misc]
         pending: PendingHandshakes,
         options: ListenerOptions,
         admitted: str | None = None,
+        check_time: bool = False,
     ) -> None:
         self._csms_upgrade = upgrade
+        self._csms_check_time = check_time
+        """The TLS context verified client chains without time: read their periods (A18)."""
         self._csms_pending = pending
         self._csms_admitted = admitted
         """The address, when the TLS acceptor already counted this connection as pending."""
@@ -172,7 +289,11 @@ class _Connection(WSProtocol):  # type: ignore[misc]
         peername = transport.get_extra_info("peername")
         address = self._csms_admitted or (str(peername[0]) if peername else "")
         ssl_object = transport.get_extra_info("ssl_object")
-        certificate = _client_certificate(ssl_object) if ssl_object is not None else None
+        certificate = (
+            _client_certificate(ssl_object, self._csms_check_time)
+            if ssl_object is not None
+            else None
+        )
         self._csms_peer = Peer(address, ssl_object is not None, certificate)
         if self._csms_admitted is None and not self._csms_pending.admit(address):
             log.warning("too many pending handshakes from %s; connection dropped", address)
@@ -290,8 +411,10 @@ async def listen(
             tls, pending, rate or HandshakeRate(), options.handshake_timeout_s, on_tls_failure
         )
 
+        check_time = checks_time_after_handshake(tls)
+
         def make(address: str) -> _Connection:
-            return _Connection(upgrade, pending, options, admitted=address)
+            return _Connection(upgrade, pending, options, admitted=address, check_time=check_time)
 
         def factory() -> asyncio.BaseProtocol:
             return _TlsAcceptor(make, limits)

@@ -80,6 +80,9 @@ class Gateway:
         self.session_config = session_config
         self.config = config
         self.sessions: dict[str, StationSession] = {}
+        self.on_probation: Callable[[StationSession], None] | None = None
+        """A18: told of each session let in with an expired certificate (its BootNotification
+        is answered Pending); ``csms.app`` starts the certificate renewal there."""
         self._server: asyncio.Server | None = None
         self._sweeper: asyncio.Task[None] | None = None
 
@@ -133,6 +136,7 @@ class Gateway:
             log.info("upgrade refused (%d): %s", status, refused)
             response = WSUpgradeResponse.create_error_response(status, str(refused).encode())
             return WSUpgradeResponseWithListener(response, None)
+        probation = False
         if self.auth is not None:  # before anything else happens: no OCPP, no displacement
             peer = peer or Peer()
             verdict = self.auth.decide(
@@ -149,15 +153,19 @@ class Gateway:
                 log.info("upgrade of %s from %s refused (%d): %s", identity, peer.address,
                          verdict.status, verdict.reason)  # fmt: skip
                 return refusal(verdict, self.auth.config.realm)
+            probation = verdict.probation
         old = self.sessions.get(station_id)
         if old is not None and self._replacements.refusing(station_id):
             # D11: a replacement storm is refused before the upgrade; the live session stays.
             log.info("upgrade of %s refused (429): replaced too often", identity)
             return refusal(Verdict(429, "session replaced too often; retry later"), "")
+        context = self.context_for(station_id, version)
+        if probation:  # A18: an expired certificate let in, renewed before it is Accepted
+            context = replace(context, boot_status="Pending")
         session = StationSession(
             station_id,
             self.codecs[version],
-            self.context_for(station_id, version),
+            context,
             self.sink,
             self.session_config,
             self._closed,
@@ -172,6 +180,8 @@ class Gateway:
         self.sessions[station_id] = session
         if self.observer is not None:
             self.observer.opened(station_id, version, session.session_id)
+        if probation and self.on_probation is not None:
+            self.on_probation(session)
         response = WSUpgradeResponse.create_101_response({"Sec-WebSocket-Protocol": token})
         return WSUpgradeResponseWithListener(response, session)
 

@@ -48,6 +48,10 @@ log = logging.getLogger(__name__)
 
 ANSWER_CACHE = 32
 """2.x answers remembered per session, for retries that reuse the message id (M25)."""
+BOOT_EXEMPT = frozenset({"BootNotification", "SignCertificate"})
+"""Answered even while the boot is refused or Pending on 1.6 (M28): a Pending station may send
+what the CSMS triggered (1.6 §4.2), here the CSR of an A18 renewal; SignCertificate is Rejected
+anyway unless the CSMS started a renewal."""
 
 INBOUND_QUEUE = 8
 FLOOD_QUEUE = 4
@@ -647,7 +651,7 @@ class StationSession(WSListener):
                 # 2.x: "a retried message MAY reuse the message id" (2.0.1 Ed3 errata §4.6):
                 # the same answer again, without running the handler twice.
                 return cached[1], 3
-        if self._boot_refused and action != "BootNotification":
+        if self._boot_refused and action not in BOOT_EXEMPT:
             code, text = self.codec.spell("SecurityError"), "BootNotification not accepted"
             return self.codec.encode_call_error(unique_id, code, text), 4
         route = (self.codec.version, action)

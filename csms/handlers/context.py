@@ -60,6 +60,9 @@ class HandlerContext:
     clock: Callable[[], datetime] = utc_now
     certificates: CertificateRequests | None = None
     """None: no CA key is configured, every SignCertificate is Rejected."""
+    boot_status: str = "Accepted"
+    """The BootNotification answer: Pending for a station let in with an expired certificate
+    while the CSMS renews it (A18, A00.FR.430)."""
 
     def now(self) -> str:
         return ocpp_time(self.clock())

@@ -19,9 +19,11 @@ Payload = dict[str, Any]
 
 
 def boot_notification(ctx: HandlerContext, _: Request) -> Payload:
-    """Accept every station (a station registry arrives with the security issue); the interval
-    is the heartbeat interval (1.6 §4.2; B01.FR.01)."""
-    return {"status": "Accepted", "currentTime": ctx.now(), "interval": ctx.heartbeat_interval_s}
+    """Accept every station that got through the upgrade (the registry decided there), Pending
+    for one let in with an expired certificate (A18); the interval is the heartbeat interval
+    (1.6 §4.2; B01.FR.01), or when to boot again for Pending."""
+    return {"status": ctx.boot_status, "currentTime": ctx.now(),
+            "interval": ctx.heartbeat_interval_s}  # fmt: skip
 
 
 def heartbeat(ctx: HandlerContext, _: Request) -> Payload:

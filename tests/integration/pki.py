@@ -46,22 +46,35 @@ def _write(directory: Path, stem: str, cert: x509.Certificate, key: Key) -> Issu
 
 
 class Authority:
-    """A CA that issues server and station certificates into ``directory``."""
+    """A CA that issues server and station certificates into ``directory``; a root, or an
+    intermediate under ``parent`` (its certificates' files then carry the intermediate too)."""
 
-    def __init__(self, directory: Path, name: str, organization: str = CSO) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        name: str,
+        organization: str = CSO,
+        *,
+        parent: Authority | None = None,
+        expired: bool = False,
+    ) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self.directory = directory
+        self.parent = parent
         self.key = ec.generate_private_key(ec.SECP256R1())
         self.name = _name(name, organization)
         now = datetime.datetime.now(datetime.UTC)
+        start, end = now - datetime.timedelta(days=1), now + datetime.timedelta(days=30)
+        if expired:
+            start, end = now - datetime.timedelta(days=30), now - datetime.timedelta(days=1)
         self.cert = (
             x509.CertificateBuilder()
             .subject_name(self.name)
-            .issuer_name(self.name)
+            .issuer_name(parent.name if parent is not None else self.name)
             .public_key(self.key.public_key())
             .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(days=1))
-            .not_valid_after(now + datetime.timedelta(days=30))
+            .not_valid_before(start)
+            .not_valid_after(end)
             .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
             .add_extension(
                 x509.KeyUsage(
@@ -77,7 +90,7 @@ class Authority:
                 ),
                 critical=True,
             )
-            .sign(self.key, hashes.SHA256())
+            .sign(parent.key if parent is not None else self.key, hashes.SHA256())
         )
         self.cert_file = directory / f"{name}.ca.pem"
         self.cert_file.write_bytes(self.cert.public_bytes(serialization.Encoding.PEM))
@@ -91,6 +104,7 @@ class Authority:
         server: bool = False,
         rsa_key: bool = False,
         expired: bool = False,
+        not_yet_valid: bool = False,
     ) -> Issued:
         key: Key = (
             rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -101,6 +115,8 @@ class Authority:
         start, end = now - datetime.timedelta(days=1), now + datetime.timedelta(days=1)
         if expired:
             start, end = now - datetime.timedelta(days=10), now - datetime.timedelta(days=2)
+        if not_yet_valid:
+            start, end = now + datetime.timedelta(days=2), now + datetime.timedelta(days=10)
         builder = (
             x509.CertificateBuilder()
             .subject_name(_name(common_name, organization))
@@ -124,7 +140,11 @@ class Authority:
             builder = builder.add_extension(
                 x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False
             )
-        return _write(self.directory, stem, builder.sign(self.key, hashes.SHA256()), key)
+        issued = _write(self.directory, stem, builder.sign(self.key, hashes.SHA256()), key)
+        if self.parent is not None:  # the chain the client sends: leaf, then intermediate
+            with issued.cert_file.open("ab") as chain:
+                chain.write(self.cert.public_bytes(serialization.Encoding.PEM))
+        return issued
 
 
 def fingerprint(issued: Issued) -> str:
