@@ -252,7 +252,7 @@ READINGS = st.fixed_dictionaries(  # the gateway's usual 1.6 MeterValues, values
     },
     optional={"connectorId": st.integers(0, 10)},
 )
-ENVELOPE_CHANGES = st.one_of(
+ENVELOPE_CHANGES: st.SearchStrategy[dict[str, Any]] = st.one_of(
     st.just({}),
     st.just({}),
     st.fixed_dictionaries(
@@ -271,7 +271,7 @@ ENVELOPE_CHANGES = st.one_of(
 )
 
 
-MESSAGE = st.one_of(
+MESSAGE: st.SearchStrategy[tuple[Any, str, str, dict[str, Any], bool]] = st.one_of(
     st.tuples(
         PAYLOAD,
         st.sampled_from(["MeterValues", "Heartbeat", "StartTransaction", "DataTransfer"]),
