@@ -17,7 +17,7 @@
 use rustc_hash::FxHashMap;
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use serde_json::{Map, Value};
+use std::borrow::Cow;
 
 /// `events` columns, in `streams/projections/rows.py` order, with the type this block writes
 /// (LowCardinality columns are written as plain String: the engine converts).
@@ -483,29 +483,75 @@ pub struct MeterFacts {
     pub readings: Vec<Reading>,
 }
 
+/// A 1.6 MeterValues payload, typed: a field of another type than these makes serde refuse it
+/// (decline). Objects are read as raw values first and checked to be objects: serde would
+/// also read a struct from a JSON array, which the Python fold would not.
+#[derive(Deserialize)]
+struct MeterPayload<'a> {
+    #[serde(rename = "connectorId", default)]
+    connector_id: Option<serde_json::Number>,
+    #[serde(rename = "transactionId", default, borrow)]
+    transaction_id: Option<&'a RawValue>,
+    #[serde(rename = "meterValue", default, borrow)]
+    meter_value: Option<Vec<&'a RawValue>>,
+}
+
+#[derive(Deserialize)]
+struct MeterValue<'a> {
+    #[serde(default, borrow)]
+    timestamp: Option<Cow<'a, str>>,
+    #[serde(rename = "sampledValue", default, borrow)]
+    sampled_value: Option<Vec<&'a RawValue>>,
+}
+
+#[derive(Deserialize)]
+struct Sampled<'a> {
+    #[serde(default, borrow)]
+    value: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    measurand: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    phase: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    unit: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    context: Option<Cow<'a, str>>,
+}
+
+/// A JSON object (as raw text) read as `T`; `None` for anything else.
+fn object<'a, T: Deserialize<'a>>(raw: &'a RawValue) -> Option<T> {
+    let text = raw.get();
+    if !text.starts_with('{') {
+        return None;
+    }
+    serde_json::from_str(text).ok()
+}
+
 /// `transactions.meter_values_16` of the CALL frame `raw`: `None` to decline, `Some(None)` for
 /// no facts (no transactionId).
 pub fn meter_values_16(raw: &str, received_ms: i64) -> Option<Option<MeterFacts>> {
-    let frame: Value = serde_json::from_str(raw).ok()?;
-    let payload = match frame.as_array()?.get(3)? {
-        Value::Object(payload) => payload,
-        _ => return None,
+    let frame: Vec<&RawValue> = serde_json::from_str(raw).ok()?;
+    let payload: MeterPayload<'_> = object(frame.get(3)?)?;
+    let connector_id = match payload.connector_id {
+        None => None,
+        Some(n) => Some(i32::try_from(n.as_i64()?).ok()?),
     };
-    let connector_id = match payload.get("connectorId") {
-        None | Some(Value::Null) => None,
-        Some(Value::Number(n)) => Some(i32::try_from(n.as_i64()?).ok()?),
-        Some(_) => return None,
+    let Some(id) = payload.transaction_id else {
+        return Some(None);
     };
-    let transaction_id = match payload.get("transactionId") {
-        None | Some(Value::Null) => return Some(None),
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Number(n)) if n.is_i64() || n.is_u64() => n.to_string(),
-        Some(_) => return None,
+    let id = id.get();
+    let transaction_id = if id.starts_with('"') {
+        serde_json::from_str::<Cow<'_, str>>(id).ok()?.into_owned()
+    } else {
+        let n: serde_json::Number = serde_json::from_str(id).ok()?;
+        if !(n.is_i64() || n.is_u64()) {
+            return None;
+        }
+        n.to_string()
     };
-    let readings = match payload.get("meterValue") {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(values)) => energy_readings_16(values, received_ms)?,
-        Some(_) => return None,
+    let readings = match payload.meter_value {
+        None => Vec::new(),
+        Some(values) => energy_readings_16(&values, received_ms)?,
     };
     Some(Some(MeterFacts {
         transaction_id,
@@ -514,51 +560,45 @@ pub fn meter_values_16(raw: &str, received_ms: i64) -> Option<Option<MeterFacts>
     }))
 }
 
-/// A field that must be absent, null or a string: `Err` (decline) for anything else.
-fn opt_str<'v>(object: &'v Map<String, Value>, key: &str) -> Result<Option<&'v str>, ()> {
-    match object.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s)),
-        Some(_) => Err(()),
-    }
-}
-
 /// `meter.energy_readings` for 1.6 (unphased Energy.Active.Import.Register values in Wh).
-fn energy_readings_16(meter_values: &[Value], received_ms: i64) -> Option<Vec<Reading>> {
+fn energy_readings_16(meter_values: &[&RawValue], received_ms: i64) -> Option<Vec<Reading>> {
     let mut readings = Vec::new();
     for meter_value in meter_values {
-        let Value::Object(meter_value) = meter_value else {
-            return None;
-        };
-        let sampled_values = match meter_value.get("sampledValue") {
-            None | Some(Value::Null) => continue,
-            Some(Value::Array(values)) => values,
-            Some(_) => return None,
+        let meter_value: MeterValue<'_> = object(meter_value)?;
+        let Some(sampled_values) = meter_value.sampled_value else {
+            continue;
         };
         let mut at_ms = 0i64;
         for sampled in sampled_values {
-            let Value::Object(sampled) = sampled else {
-                return None;
-            };
-            let measurand = opt_str(sampled, "measurand").ok()?.unwrap_or("");
+            let sampled: Sampled<'_> = object(sampled)?;
+            let measurand = sampled.measurand.as_deref().unwrap_or("");
             if !measurand.is_empty() && measurand != ENERGY_REGISTER {
                 continue;
             }
-            if !opt_str(sampled, "phase").ok()?.unwrap_or("").is_empty() {
+            if !sampled.phase.as_deref().unwrap_or("").is_empty() {
                 continue;
             }
-            let unit = match opt_str(sampled, "unit").ok()?.unwrap_or("") {
+            let unit = match sampled.unit.as_deref().unwrap_or("") {
                 "" => "Wh",
                 unit => unit,
             };
-            let number = match sampled.get("value") {
-                Some(Value::String(s)) => python_float(s)?,
-                Some(Value::Number(n)) if n.is_i64() => n.as_i64().map(|v| v as f64),
-                Some(Value::Number(n)) if n.is_u64() => n.as_u64().map(|v| v as f64),
-                Some(Value::Number(_)) => return None,
-                _ => None,
+            let number = match sampled.value.map(RawValue::get) {
+                None => None,
+                Some(text) if text.starts_with('"') => {
+                    python_float(&serde_json::from_str::<Cow<'_, str>>(text).ok()?)?
+                }
+                Some(text) if text.starts_with(|c: char| c == '-' || c.is_ascii_digit()) => {
+                    let n: serde_json::Number = serde_json::from_str(text).ok()?;
+                    if let Some(v) = n.as_i64() {
+                        Some(v as f64)
+                    } else if let Some(v) = n.as_u64() {
+                        Some(v as f64)
+                    } else {
+                        return None; // a JSON float: msgspec's rounding is not checked here
+                    }
+                }
+                Some(_) => None, // null, true/false, array, object: not a number
             };
-            let context = opt_str(sampled, "context").ok()?.unwrap_or("");
             let factor = match unit {
                 "Wh" => 1.0,
                 "kWh" => 1000.0,
@@ -568,15 +608,14 @@ fn energy_readings_16(meter_values: &[Value], received_ms: i64) -> Option<Vec<Re
                 continue;
             };
             if at_ms == 0 {
-                at_ms = match meter_value.get("timestamp") {
-                    Some(Value::String(s)) => parse_time_ms(s)?,
-                    None | Some(Value::Null) => None,
-                    Some(_) => None,
+                at_ms = match meter_value.timestamp.as_deref() {
+                    Some(text) => parse_time_ms(text)?,
+                    None => None,
                 }
                 .filter(|&ms| ms != 0)
                 .unwrap_or(received_ms);
             }
-            let role = match context {
+            let role = match sampled.context.as_deref().unwrap_or("") {
                 "Transaction.Begin" => "begin",
                 "Transaction.End" => "end",
                 _ => "sample",
