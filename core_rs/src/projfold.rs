@@ -158,14 +158,6 @@ impl NativeTable {
         }
         self.rows += other.rows;
     }
-
-    fn clear(&mut self) {
-        for column in &mut self.columns {
-            column.nulls.clear();
-            column.data.clear();
-        }
-        self.rows = 0;
-    }
 }
 
 /// One value of a row given from outside (the Python fold's rows).
@@ -345,8 +337,6 @@ pub struct Folded {
     pub facts: NativeTable,
     /// Latest time (ns) each station was seen in the accepted messages (`station_seen`).
     pub seen: FxHashMap<String, i64>,
-    scratch_events: NativeTable,
-    scratch_facts: NativeTable,
 }
 
 impl Default for Folded {
@@ -355,9 +345,19 @@ impl Default for Folded {
             events: NativeTable::new(&EVENT_COLUMNS),
             facts: NativeTable::new(&FACT_COLUMNS),
             seen: FxHashMap::default(),
-            scratch_events: NativeTable::new(&EVENT_COLUMNS),
-            scratch_facts: NativeTable::new(&FACT_COLUMNS),
         }
+    }
+}
+
+impl Folded {
+    /// Room for the `raw` column of messages of `bytes` bytes in all (a hint: the buffers
+    /// grow as needed, this spares their copies).
+    pub fn with_room(bytes: usize) -> Self {
+        let mut folded = Folded::default();
+        if let Some(raw) = folded.events.columns.get_mut(11) {
+            raw.data.reserve(bytes.min(1 << 30));
+        }
+        folded
     }
 }
 
@@ -410,10 +410,12 @@ pub fn fold_exchange(stream_seq: u64, data: &[u8], out: &mut Folded) -> bool {
             None => return false,
         }
     }
-    let events = &mut out.scratch_events;
-    let facts = &mut out.scratch_facts;
-    events.clear();
-    facts.clear();
+    if u32::try_from(readings.len()).is_err() {
+        return false;
+    }
+    // nothing below declines: the rows go straight into the batch's tables
+    let events = &mut out.events;
+    let facts = &mut out.facts;
     for (idx, seq, at_ns, inbound, message_type, raw) in [
         (0u32, x.seq, x.call_at_ns, true, 2u8, x.call.get()),
         (
@@ -444,10 +446,7 @@ pub fn fold_exchange(stream_seq: u64, data: &[u8], out: &mut Folded) -> bool {
         row.u64(seq);
         row.str("");
     }
-    for (n, reading) in readings.iter().enumerate() {
-        let Ok(n) = u32::try_from(n) else {
-            return false;
-        };
+    for (n, reading) in (0u32..).zip(&readings) {
         let mut row = facts.row();
         row.str(&x.station_id);
         row.str(&transaction_id);
@@ -468,8 +467,6 @@ pub fn fold_exchange(stream_seq: u64, data: &[u8], out: &mut Folded) -> bool {
         row.str("");
         row.str("");
     }
-    out.events.append(&out.scratch_events);
-    out.facts.append(&out.scratch_facts);
     let latest = x.call_at_ns.max(x.answer_at_ns);
     let seen = out.seen.entry(x.station_id.into_owned()).or_insert(0);
     *seen = (*seen).max(latest);

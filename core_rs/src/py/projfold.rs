@@ -48,7 +48,7 @@ fn fold_exchanges<'py>(
     }
     let slices: Vec<(u64, &[u8])> = held.iter().map(|(s, d)| (*s, d.as_bytes())).collect();
     let (folded, mut refused) = py.detach(|| {
-        let mut folded = Folded::default();
+        let mut folded = Folded::with_room(slices.iter().map(|(_, d)| d.len()).sum());
         let mut refused = Vec::new();
         for (i, (seq, data)) in slices.iter().enumerate() {
             if !projfold::fold_exchange(*seq, data, &mut folded) {
