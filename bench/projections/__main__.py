@@ -352,7 +352,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.projections")
     parser.add_argument("--stations", type=int, default=200)
     parser.add_argument("--messages", type=int, default=250, help="MeterValues per station")
-    parser.add_argument("--batch", type=int, default=5000, help="projector batch, messages")
+    parser.add_argument("--batch", type=int, default=10_000, help="projector batch, messages")
     parser.add_argument("--sample", type=int, default=20_000, help="messages for fold/ceiling")
     parser.add_argument("--repeat", type=int, default=3, help="rounds; medians reported")
     parser.add_argument("--quick", action="store_true", help="a smoke run; README untouched")

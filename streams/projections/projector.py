@@ -43,7 +43,11 @@ ACK_TIMEOUT_S = 10.0
 class ProjectorConfig:
     durable: str | None = DURABLE
     """None: an ephemeral consumer from the stream's start (rebuild, benchmarks)."""
-    max_messages: int = 5000
+    max_messages: int = 10_000
+    """Each batch's insert has a fixed engine cost (several ms per table and view): 10,000
+    messages (about 15 MB of MeterValues) cost a sixth less CPU per row than 5,000. A caught-up
+    projector closes its batch as soon as a fetch finds nothing more, so this only sizes the
+    batches of catching up."""
     max_rows: int = 100_000
     max_delay_s: float = 0.5
     fetch_timeout_s: float = 0.5
