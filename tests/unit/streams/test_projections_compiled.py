@@ -334,6 +334,37 @@ def test_the_gateways_exchanges_fold_compiled_with_the_python_rows_and_the_rest_
     assert fast.tables["transaction_facts"] == []
 
 
+ODD_JSON = [
+    '"\\ud800"',  # msgspec refuses a lone surrogate; serde skips it unchecked
+    '"\\udc00x"',
+    '"a\x01b"',
+    "1e999",  # msgspec refuses a number that overflows a float; serde skips it
+    "-1E+400",
+    "[1e400]",
+    "1" * 400,
+    "123456789012345678901234567890",
+    "1.5e308",
+    "0.1e-400",
+    '"\\u0000"',
+    '{"a":1,"a":2}',
+    "[" * 200 + "]" * 200,
+]
+
+
+@pytest.mark.parametrize("odd", ODD_JSON)
+@pytest.mark.parametrize("action", ["MeterValues", "Heartbeat"])
+@pytest.mark.parametrize("where", ["payload", "answer"])
+def test_json_the_two_parsers_may_read_differently_folds_the_same(
+    odd: str, action: str, where: str
+) -> None:
+    frame = json.dumps([2, "m1", action, meter_16(1)])
+    call = frame[:-2] + ', "x": ' + odd + "}]" if where == "payload" else frame
+    x = exchange(call=call.encode(), action=action)
+    if where == "answer":
+        x["answer"] = msgspec.Raw(('[3,"m1",{"x":' + odd + "}]").encode())
+    assert_same([(1, "s", encode(x), 0), (2, "s", encode(exchange(meter_16(2))), 0)])
+
+
 def test_rows_that_do_not_encode_stay_rows() -> None:
     bad = exchange({"connectorId": 1, "transactionId": 1}, action="StartTransaction", seq=2**64 - 1)
     messages = [(1, "s", encode(exchange(meter_16(1))), 0), (2, "s", encode(bad), 0)]
