@@ -14,10 +14,13 @@ redelivery and replay stay exactly-once in effect.
 
 from __future__ import annotations
 
+import logging
 from typing import Protocol
 
 from csms import _core  # noqa: TID251 (the compiled fold; streams may not import csms.protocol)
 from streams.projections.rows import Message, NativeBlock, Row, Rows
+
+log = logging.getLogger(__name__)
 
 EVENT_COLUMNS: tuple[str, ...] = tuple(_core.FOLD_EVENT_COLUMNS)
 FACT_COLUMNS: tuple[str, ...] = tuple(_core.FOLD_FACT_COLUMNS)
@@ -35,7 +38,11 @@ def fold_batch_compiled(messages: list[Message], fold_python: FoldPython) -> Row
     they encode (one insert per table: each has a fixed cost of several ms in the engine);
     rows that do not stay rows, for the insert's halving and poison rows. Each block keeps the
     batch's messages: folded again in Python, they give its rows."""
-    declined, events, n_events, facts, n_facts, seen = _core.fold_exchanges(messages)
+    try:
+        declined, events, n_events, facts, n_facts, seen = _core.fold_exchanges(messages)
+    except Exception:  # a bug there must not stop the stream: all of it in Python
+        log.exception("projector: the compiled fold failed; folding the batch in Python")
+        return fold_python(messages)
     rest = [messages[i] for i in declined]
     rows = fold_python(rest, extra_seen=[[station, ns] for station, ns in seen])
     every = tuple(messages)

@@ -379,6 +379,19 @@ def test_rows_that_do_not_encode_stay_rows() -> None:
         _core.native_block("meter_values", [])
 
 
+def test_a_failing_compiled_fold_leaves_the_batch_to_python(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def broken(_: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(_core, "fold_exchanges", broken)
+    messages = [(1, "s", encode(exchange(meter_16(1))), 0)]
+    fast = fold_batch_fast(messages)
+    assert fast.native == []
+    assert canonical(fast.tables) == canonical(fold_batch(messages).tables)
+
+
 def test_block_columns_are_the_tables() -> None:
     assert COLUMNS["events"] == EVENT_COLUMNS
     assert COLUMNS["transaction_facts"] == FACT_COLUMNS
