@@ -147,3 +147,23 @@ def scan_acks(data: bytes, start: int, prefix: bytes) -> tuple[int, list[tuple[i
 def may_hold_negative(frame: bytes) -> bool:
     """Could the frame hold a negative number or a string starting with ``-`` (a byte scan, no
     parse)? False is certain; True means the payload has to be read (M30 flags)."""
+
+FOLD_EVENT_COLUMNS: list[str]
+"""The ``events`` columns of ``fold_exchanges``' blocks (``streams.projections.rows.COLUMNS``)."""
+FOLD_FACT_COLUMNS: list[str]
+"""The ``transaction_facts`` columns of its blocks."""
+
+def fold_exchanges(
+    messages: list[tuple[int, str, bytes, int]],
+) -> tuple[list[int], bytes, int, bytes, int, list[tuple[str, int]]]:
+    """The projector's compiled fold of ``(stream seq, subject, data, stored ms)`` messages:
+    ``(declined, events, n_events, facts, n_facts, seen)``. Version 2 exchanges it accepts become
+    ``n_events`` ``events`` rows and ``n_facts`` ``transaction_facts`` rows, each table one
+    ClickHouse ``Native`` block, exactly as ``streams.projections.fold`` folds them; ``seen`` is
+    each station's latest time (ns) in them; ``declined`` are the indices of the messages it
+    leaves to the Python fold (anything else, and anything unusual). The GIL is released."""
+
+def native_block(table: str, rows: list[list[Any]]) -> bytes:
+    """The ``Native`` block of ``rows`` of ``events`` or ``transaction_facts`` (lists in
+    ``streams.projections.rows.COLUMNS`` order); ValueError or TypeError for a value that does
+    not fit its column."""

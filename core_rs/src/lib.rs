@@ -15,6 +15,7 @@ pub mod frame;
 pub mod limits;
 pub mod negative;
 pub mod parse;
+pub mod projfold;
 mod scan;
 pub mod schema;
 pub mod version;

@@ -115,6 +115,8 @@ async def _answer(store: Store, op: str, args: list[Any]) -> list[Any]:
 class RemoteStore(Store):
     """A :class:`Store` whose engine lives in another process (see the module docstring)."""
 
+    accepts_native = False
+
     def __init__(
         self,
         path: str,

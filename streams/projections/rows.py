@@ -101,11 +101,29 @@ WHOLE_MESSAGE: Final = 0xFFFF_FFFF
 """``idx`` of a poison row for a stream message that did not decode at all."""
 
 
+Message = tuple[int, str, bytes, int]
+"""A stream message to fold: (stream sequence, subject, data, stored ms)."""
+
+
+@dataclass(frozen=True, slots=True)
+class NativeBlock:
+    """Rows of ``table`` (all of :data:`COLUMNS`, in order) already encoded as one ClickHouse
+    ``Native`` block by the compiled fold (:mod:`streams.projections.compiled`), with the
+    messages they came from: a store that refuses the block gets those folded in Python."""
+
+    table: str
+    data: bytes
+    rows: int
+    messages: tuple[Message, ...]
+
+
 @dataclass(slots=True)
 class Rows:
-    """Rows for every table, appended to by the folds; ``extend`` merges another batch."""
+    """Rows for every table, appended to by the folds; ``extend`` merges another batch.
+    ``native``: more rows, as encoded blocks (the compiled fold's)."""
 
     tables: dict[str, list[Row]] = field(default_factory=lambda: {name: [] for name in COLUMNS})
+    native: list[NativeBlock] = field(default_factory=list)
 
     def add(self, table: str, row: Row) -> None:
         self.tables[table].append(row)
@@ -113,9 +131,10 @@ class Rows:
     def extend(self, other: Rows) -> None:
         for name, rows in other.tables.items():
             self.tables[name].extend(rows)
+        self.native.extend(other.native)
 
     def count(self) -> int:
-        return sum(len(rows) for rows in self.tables.values())
+        return sum(len(rows) for rows in self.tables.values()) + sum(b.rows for b in self.native)
 
     def __len__(self) -> int:
         return self.count()

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import msgspec
 import nats
 import pytest
 from nats.aio.client import Client as NatsClient
@@ -28,7 +29,13 @@ from csms import app
 from csms.domain.events import FrameEvent
 from streams import envelope, queries, schema
 from streams.embedded import EmbeddedNats
-from streams.projections.projector import InjectedCrashError, Projector, ProjectorConfig
+from streams.projections.projector import (
+    InjectedCrashError,
+    Projector,
+    ProjectorConfig,
+    fold_batch,
+    write_rows,
+)
 from streams.projections.rebuild import rebuild
 from streams.provision import StreamSettings, ensure_stream
 from streams.store import Store
@@ -122,12 +129,50 @@ def history(stations: int = 3, transactions: int = 4) -> list[list[FrameEvent]]:
     return messages
 
 
-async def publish(js: JetStreamContext, messages: list[list[FrameEvent]]) -> int:
-    last = 0
+async def publish(
+    js: JetStreamContext, messages: list[list[FrameEvent]], *, exchanges: bool = False
+) -> int:
+    return (await published(js, messages, exchanges=exchanges))[-1][0]
+
+
+async def published(
+    js: JetStreamContext, messages: list[list[FrameEvent]], *, exchanges: bool = False
+) -> list[tuple[int, str, bytes, int]]:
+    """Publish; ``exchanges``: each CALL and answer as the gateway writes them (envelope
+    version 2, which the compiled fold takes) instead of version 1 arrays. The messages as
+    the projector folds them (stream sequence, subject, data, stored ms = 0)."""
+    out = []
     for events in messages:
-        ack = await js.publish(subject(events[0].station_id), envelope.encode_many(events))
-        last = ack.seq
-    return last
+        data = as_exchange(events) if exchanges else envelope.encode_many(events)
+        ack = await js.publish(subject(events[0].station_id), data)
+        out.append((ack.seq, subject(events[0].station_id), data, 0))
+    return out
+
+
+def as_exchange(events: list[FrameEvent]) -> bytes:
+    if len(events) != 2 or events[0].direction != "in" or events[0].message_type != 2:
+        return envelope.encode_many(events)
+    call, answer = events
+    assert call.unique_id is not None
+    assert call.action is not None
+    return msgspec.json.encode(
+        envelope.Exchange(
+            type=envelope.EXCHANGE_TYPE,
+            version=2,
+            node_id=call.node_id,
+            session_id=call.session_id,
+            station_id=call.station_id,
+            ocpp_version=call.ocpp_version,
+            seq=call.seq,
+            unique_id=call.unique_id,
+            action=call.action,
+            call_at_ns=call.received_at_ns,
+            answer_type=answer.message_type,
+            answer_at_ns=answer.received_at_ns,
+            call=msgspec.Raw(call.raw.encode()),
+            answer=msgspec.Raw(answer.raw.encode()),
+        )
+    )
 
 
 async def snapshot(store: Store) -> dict[str, Any]:
@@ -202,8 +247,11 @@ async def test_live_events_arrive_while_the_projector_runs(
     assert row["s"] == second
 
 
-async def test_replay_twice_gives_identical_results(js: JetStreamContext, store: Store) -> None:
-    last = await publish(js, history())
+@pytest.mark.parametrize("exchanges", [False, True], ids=["v1", "exchanges"])
+async def test_replay_twice_gives_identical_results(
+    js: JetStreamContext, store: Store, exchanges: bool
+) -> None:
+    last = await publish(js, history(), exchanges=exchanges)
     for _ in range(2):
         replay = Projector(js, store, REPLAY)
         await replay.run_until(last)
@@ -244,12 +292,31 @@ async def test_rebuild_equals_incremental_and_the_live_projector_continues(
     assert again.stats.messages == 1
 
 
+async def test_exchanges_project_as_the_python_fold_folds_them(
+    js: JetStreamContext, store: Store
+) -> None:
+    """Version 2 exchanges through the projector (the compiled fold, Native blocks) give what
+    the Python fold (the reference) writes for the same stream messages."""
+    messages = await published(js, history(), exchanges=True)
+    await Projector(js, store, REPLAY).run_until(messages[-1][0])
+    assert store.accepts_native
+    reference = await Store.open(engine_url(), database=fresh_database("pyfold"))
+    try:
+        await schema.apply(reference)
+        await write_rows(reference, fold_batch(messages))
+        assert await snapshot(store) == await snapshot(reference)
+    finally:
+        await reference.command(f"DROP DATABASE `{reference.database}`")
+        await reference.close()
+
+
 @WIRE
+@pytest.mark.parametrize("exchanges", [False, True], ids=["v1", "exchanges"])
 async def test_crash_between_insert_and_ack_gives_no_duplicates_and_nothing_missing(
-    js: JetStreamContext, store: Store, nats_server: EmbeddedNats, wire: bool
+    js: JetStreamContext, store: Store, nats_server: EmbeddedNats, wire: bool, exchanges: bool
 ) -> None:
     url = nats_server.url if wire else None
-    last = await publish(js, history())
+    last = await publish(js, history(), exchanges=exchanges)
     crashes = 0
 
     async def crash_once(_: int) -> None:

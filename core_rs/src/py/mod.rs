@@ -3,6 +3,7 @@
 mod classes;
 mod convert;
 mod errors;
+mod projfold;
 mod wire;
 
 use pyo3::prelude::*;
@@ -19,6 +20,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     classes::register(m)?;
     errors::register(m)?;
     wire::register(m)?;
+    projfold::register(m)?;
     m.add_function(wrap_pyfunction!(may_hold_negative, m)?)?;
     Ok(())
 }
