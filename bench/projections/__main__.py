@@ -315,8 +315,8 @@ def render(outcome: dict[str, Any], command: str) -> str:
         "",
         f"Each candidate ran {args.repeat} times, in rounds (projector, folds, ceiling); the "
         "table gives each one's median run, the last column every run's rate in order. The "
-        "machine is shared with other workers and busy (see the load average): rates move "
-        "from run to run; compare within a run (the share of the ceiling).",
+        "machine may be shared with other work (see the load average): rates move from run "
+        "to run; compare within a run (the share of the ceiling).",
         "",
         "| candidate | meter-value rows | seconds | rows/s | share of the ceiling | "
         "every run, rows/s |",
