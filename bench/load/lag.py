@@ -121,7 +121,11 @@ def _unpin_projector(server: Server) -> int | None:
         with contextlib.suppress(OSError):
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
             if b"projections" in cmdline:
-                os.sched_setaffinity(pid, {0, 1})
+                # per thread: the affinity of a process is its threads' (the engine's pool and
+                # the fold's executor started pinned to CPU 0 like the main thread)
+                for task in Path(f"/proc/{pid}/task").iterdir():
+                    with contextlib.suppress(OSError, ValueError):
+                        os.sched_setaffinity(int(task.name), {0, 1})
                 return pid
     return None
 
