@@ -95,6 +95,13 @@ def decides(secure: Secure, cert_file: Path) -> int:
     return auth.decide(hs).status
 
 
+def renewal_trigger(subprotocol: str) -> list[Any]:
+    """The action and payload of the CALL that starts a renewal (A02) in ``subprotocol``."""
+    if subprotocol == "ocpp1.6":
+        return ["ExtendedTriggerMessage", {"requestedMessage": "SignChargePointCertificate"}]
+    return ["TriggerMessage", {"requestedMessage": "SignChargingStationCertificate"}]
+
+
 async def answer(station: Station, call: list[Any], payload: dict[str, Any]) -> None:
     station.send_text(json.dumps([3, call[1], payload]))
 
@@ -127,12 +134,7 @@ async def test_a02_renewal_switches_only_after_the_station_accepted(
     )  # fmt: skip
 
     trigger = await station.receive()
-    if subprotocol == "ocpp1.6":
-        assert trigger[2:] == ["ExtendedTriggerMessage",
-                               {"requestedMessage": "SignChargePointCertificate"}]  # fmt: skip
-    else:
-        assert trigger[2:] == ["TriggerMessage",
-                               {"requestedMessage": "SignChargingStationCertificate"}]  # fmt: skip
+    assert trigger[2:] == renewal_trigger(subprotocol)
     await answer(station, trigger, {"status": "Accepted"})
     new_key = tmp_path / "new.key"
     signed = await station.call("SignCertificate", {"csr": csr_for(SERIAL, new_key)})

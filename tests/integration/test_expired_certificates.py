@@ -25,7 +25,7 @@ from tests.integration.conftest import read_all_events
 from tests.integration.pki import Authority, Issued, fingerprint
 from tests.integration.secure_client import basic, connect, upgrade
 from tests.integration.station import Station
-from tests.integration.test_certificate_renewal import SERIAL, csr_for, until
+from tests.integration.test_certificate_renewal import SERIAL, csr_for, renewal_trigger, until
 from tests.integration.test_security import (
     P2,
     Secure,
@@ -123,12 +123,7 @@ async def test_a18_flagged_station_is_pending_until_its_certificate_is_renewed(
                             tls=renewing.tls(expired))  # fmt: skip
 
     trigger = await boot_pending_and_trigger(station, subprotocol)
-    if subprotocol == "ocpp1.6":
-        assert trigger[2:] == ["ExtendedTriggerMessage",
-                               {"requestedMessage": "SignChargePointCertificate"}]  # fmt: skip
-    else:
-        assert trigger[2:] == ["TriggerMessage",
-                               {"requestedMessage": "SignChargingStationCertificate"}]  # fmt: skip
+    assert trigger[2:] == renewal_trigger(subprotocol)
     station.send_text(json.dumps([3, trigger[1], {"status": "Accepted"}]))
     new_key = tmp_path / "new.key"
     # Pending (1.6: any CALL but the boot gets SecurityError) does not stop the triggered CSR.
