@@ -71,6 +71,13 @@ pub fn push_json_str(out: &mut Vec<u8>, text: &str) {
 /// have a quote every few bytes, too often for bulk copies of the runs between them to pay.
 fn push_escaped(out: &mut Vec<u8>, text: &str) {
     let bytes = text.as_bytes();
+    if bytes
+        .iter()
+        .all(|&b| ESCAPES.get(usize::from(b)).copied().unwrap_or(0) == 0)
+    {
+        out.extend_from_slice(bytes); // ids, names: nothing to escape
+        return;
+    }
     let start = out.len();
     let widest = if bytes.iter().any(|&b| b < 0x20) {
         6
@@ -191,7 +198,7 @@ pub fn embeddable(raw: &str) -> bool {
     let bytes = raw.as_bytes();
     bytes.first() == Some(&b'[')
         && bytes.last() == Some(&b']')
-        && !bytes.windows(2).any(|pair| pair == b"\\u")
+        && !memchr::memchr_iter(b'\\', bytes).any(|at| bytes.get(at + 1) == Some(&b'u'))
 }
 
 /// The version 2 body: one `csms.exchange` object carrying the fields both events share once and
@@ -257,23 +264,40 @@ pub fn exchange_body(
 /// The HPUB command of a CALL and its answer in three parts, `head`, `headers` and `body`, to be
 /// written one after the other and followed by CRLF: `HPUB <subject> <reply> <hdr len> <total
 /// len>\r\n`, the headers carrying `Nats-Msg-Id: <event id of the CALL>` (a retried write is
-/// deduplicated by the stream), then the body.
+/// deduplicated by the stream), then the body. `reply` is `<reply_prefix>.<token>`. Written by
+/// hand, not with `format!`: this runs once per answered CALL.
+#[allow(clippy::too_many_arguments)]
 pub fn exchange_parts(
     subject: &str,
-    reply: &str,
+    reply_prefix: &str,
+    token: u64,
     origin: &Origin<'_>,
     unique_id: &str,
     action: &str,
     call: &Frame<'_>,
     answer: &Frame<'_>,
-) -> (String, String, Vec<u8>) {
+) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
     let body = exchange_body(origin, unique_id, action, call, answer);
-    let headers = format!(
-        "NATS/1.0\r\nNats-Msg-Id: {}-{}-{}\r\n\r\n",
-        origin.node_id, origin.session_id, call.seq
-    );
-    let total = headers.len() + body.len();
-    let head = format!("HPUB {subject} {reply} {} {total}\r\n", headers.len());
+    let mut headers = Vec::with_capacity(48 + origin.node_id.len() + origin.session_id.len());
+    headers.extend_from_slice(b"NATS/1.0\r\nNats-Msg-Id: ");
+    headers.extend_from_slice(origin.node_id.as_bytes());
+    headers.push(b'-');
+    headers.extend_from_slice(origin.session_id.as_bytes());
+    headers.push(b'-');
+    push_number(&mut headers, call.seq);
+    headers.extend_from_slice(b"\r\n\r\n");
+    let mut head = Vec::with_capacity(64 + subject.len() + reply_prefix.len());
+    head.extend_from_slice(b"HPUB ");
+    head.extend_from_slice(subject.as_bytes());
+    head.push(b' ');
+    head.extend_from_slice(reply_prefix.as_bytes());
+    head.push(b'.');
+    push_number(&mut head, token);
+    head.push(b' ');
+    push_number(&mut head, headers.len() as u64);
+    head.push(b' ');
+    push_number(&mut head, (headers.len() + body.len()) as u64);
+    head.extend_from_slice(b"\r\n");
     (head, headers, body)
 }
 
@@ -347,7 +371,7 @@ const MAX_LINE: usize = 4096;
 /// `(token, seq, bytes used)` of one complete PubAck MSG at the start of `data`.
 fn one_ack(data: &[u8], prefix: &[u8]) -> Option<(u64, u64, usize)> {
     let window = data.get(..data.len().min(MAX_LINE))?;
-    let line_end = window.windows(2).position(|w| w == b"\r\n")?;
+    let line_end = memchr::memmem::find(window, b"\r\n")?;
     let line = data.get(..line_end)?;
     let rest = line.strip_prefix(b"MSG ")?.strip_prefix(prefix)?;
     let rest = rest.strip_prefix(b".")?;

@@ -63,10 +63,17 @@ fn exchange_message<'py>(
         raw: text(answer, "the answer")?,
         at_ns: answer_at_ns,
     };
-    let reply = format!("{reply_prefix}.{token}");
-    let (head, headers, body) =
-        wire::exchange_parts(subject, &reply, &origin, unique_id, action, &call, &answer);
-    let parts: [&[u8]; 4] = [head.as_bytes(), headers.as_bytes(), &body, b"\r\n"];
+    let (head, headers, body) = wire::exchange_parts(
+        subject,
+        reply_prefix,
+        token,
+        &origin,
+        unique_id,
+        action,
+        &call,
+        &answer,
+    );
+    let parts: [&[u8]; 4] = [&head, &headers, &body, b"\r\n"];
     let size = parts.iter().map(|p| p.len()).sum();
     PyBytes::new_with(py, size, |buffer| {
         let mut at = 0;
