@@ -197,8 +197,12 @@ class EventWriter:
         self._name = name
         self._prefix = f"_INBOX.{secrets.token_hex(11)}"
         self._token = 0
+        """The highest reply token handed out so far."""
+        self._free: list[int] = []
+        """Reply tokens that may be used again (see ``_next_token``)."""
         self._entries: dict[int, _Entry] = {}
-        """Unacknowledged messages by token (the last part of their reply subject), in order."""
+        """Unacknowledged messages by token (the last part of their reply subject), in
+        submission order."""
         self._waiting: list[int] = []
         self._clock = 0.0
         """Loop time, refreshed by the sweeper: deadlines need no clock read per message."""
@@ -231,7 +235,7 @@ class EventWriter:
         first = events[0]
         data = envelope.encode_many(events)
         headers = nats_wire.msg_id_headers(first.event_id)
-        self._token = token = self._token + 1
+        token = self._next_token()
         reply = f"{self._prefix}.{token}"
         entry = _Entry(
             nats_wire.hpub_command(subject(first.station_id), reply, headers, data), on_stored
@@ -253,7 +257,7 @@ class EventWriter:
         on_stored: OnStored,
     ) -> None:
         """``submit`` of a CALL and its answer, the message built in one Rust call."""
-        self._token = token = self._token + 1
+        token = self._free.pop() if self._free else self._next_token()
         entry = _Entry(
             nats_wire.exchange_message(
                 subject(origin.station_id),
@@ -284,6 +288,19 @@ class EventWriter:
         entry.deadline = self._clock + self._ack_timeout_s
 
     # -- sending, acks and retries -----------------------------------------------------
+    def _next_token(self) -> int:
+        """A reply token: one freed by an earlier message, else a new one. Reusing tokens keeps
+        the set of reply subjects small, so nats-server's subject caches hit instead of
+        inserting and evicting a subject per message (bench.load.nats_cost: about 9 % of its
+        CPU per message). Safe because a token is freed only by the PubAck of a message sent
+        exactly once (``_acked``): nothing else can still arrive on it. A token whose message
+        was sent twice (an ack timeout, an error ack, a reconnect) may see a second PubAck
+        later and is never used again."""
+        if self._free:
+            return self._free.pop()
+        self._token += 1
+        return self._token
+
     def _send(self, token: int, entry: _Entry) -> None:
         conn = self._conn
         if conn is None:
@@ -321,6 +338,8 @@ class EventWriter:
         entry = self._entries.pop(token, None)
         if entry is None:
             return  # a second ack of a message already reported stored
+        if entry.attempts == 1:
+            self._free.append(token)  # its one attempt is answered: nothing more can come
         self.published += 1
         self.healthy = True
         entry.on_stored(seq)
@@ -401,7 +420,7 @@ class EventWriter:
         """A ready connection: resend everything not acknowledged yet, in submission order."""
         self._conn = conn
         self.healthy = True
-        pending = sorted(set(self._waiting) | set(self._entries))
+        pending = list(self._entries)  # every unacknowledged message, waiting ones included
         self._waiting.clear()
         self._clock = asyncio.get_running_loop().time()
         for token in pending:

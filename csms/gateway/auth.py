@@ -243,6 +243,12 @@ class FailureThrottle:
         self._levels.pop(key, None)
 
 
+def _pair(address: str, identity_key: str) -> str:
+    """The key of one identity from one address in the per-pair throttles (``identity_key``:
+    the session key, 2.x identities already lower-cased)."""
+    return f"{address}\x00{identity_key}"
+
+
 def parse_basic(header: str | None) -> tuple[str, bytes] | None:
     """``Basic base64(user:pass)`` → (user, password bytes); split at the first colon, as the
     identity cannot contain one and a password may (A7). 1.6 keys may be raw bytes."""
@@ -308,7 +314,7 @@ class Authenticator:
         ``address`` was closed with 1008 for abuse. Counted per pair and per address; the close
         that fills a bucket is recorded as a security event (the refusals after it are not)."""
         now = self.clock()
-        pair = f"{address}\x00{station_id}"
+        pair = _pair(address, station_id)
         was = self._abusive_pairs.blocked(pair, now) or self._abusive_addresses.blocked(
             address, now
         )
@@ -337,7 +343,7 @@ class Authenticator:
     def decide(self, hs: Handshake) -> Verdict:
         now = self.clock()
         identity_key = hs.identity.lower() if hs.case_insensitive else hs.identity
-        pair = f"{hs.address}\x00{identity_key}"
+        pair = _pair(hs.address, identity_key)
         if self._pairs.blocked(pair, now) or self._addresses.blocked(hs.address, now):
             return Verdict(429, "too many failed attempts; retry later")
         if self._abusive_pairs.blocked(pair, now) or self._abusive_addresses.blocked(

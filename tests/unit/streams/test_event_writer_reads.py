@@ -69,3 +69,39 @@ async def test_acks_and_other_operations_split_anywhere(chunk: int) -> None:
     assert writer.failures == 1
     assert transport.written.endswith(b"PONG\r\n")
     await writer.close()
+
+
+async def test_reply_tokens_are_reused_only_after_the_ack_of_a_single_attempt() -> None:
+    """A token answered after one send is free again (nats-server's subject caches hit); a
+    token whose message was sent twice can still see the second PubAck, so it is retired: that
+    late ack must not be read as the ack of a newer message (write-ahead)."""
+    writer = event_writer.EventWriter("nats://127.0.0.1:1")
+    conn = event_writer._Connection(writer, {}, b"")
+    conn.transport = _Transport()  # type: ignore[assignment]
+    writer._conn = conn
+    origin = Origin("n", "s", "CP1", "1.6")
+    stored: list[str] = []
+
+    def submit(name: str) -> int:
+        writer.submit_exchange(
+            origin, 0, name, "Heartbeat", b"[2]", 1, 3, b"[3]", 2, lambda _: stored.append(name)
+        )
+        return list(writer._entries)[-1]
+
+    def ack(token: int, seq: int) -> None:
+        conn.data_received(_ack(writer._prefix, token, b'{"stream":"E","seq":%d}' % seq))
+
+    first = submit("a")
+    ack(first, 1)
+    assert submit("b") == first  # freed by its single attempt's ack: reused
+    writer._failed(first, writer._entries[first], "no PubAck in time")  # b times out ...
+    writer._send(first, writer._entries[first])  # ... and is sent again
+    ack(first, 2)  # the first attempt's ack: b is stored
+    assert stored == ["a", "b"]
+    c = submit("c")
+    assert c != first  # b's second attempt may still be acknowledged on its token
+    ack(first, 2)  # that duplicate ack arrives late: it is not c's
+    assert stored == ["a", "b"]
+    assert writer.in_flight == 1
+    ack(c, 3)
+    assert stored == ["a", "b", "c"]
