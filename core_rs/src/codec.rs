@@ -93,6 +93,28 @@ impl Codec {
         self.decode_reference(bytes)
     }
 
+    /// The gateway's shortcut for CALLs whose answer is always the empty payload: when `bytes`
+    /// is a valid CALL (the fast path's checks, exactly those of [`Codec::decode`]) of an
+    /// action `wanted` accepts, its unique id, its action and the CALLRESULT `[3, id, {}]`
+    /// (validated outbound like any answer). `None` for everything else, errors included: the
+    /// caller decodes the frame the general way, which answers them.
+    pub fn acknowledge<'b>(
+        &self,
+        bytes: &'b [u8],
+        wanted: impl FnOnce(&str) -> bool,
+    ) -> Option<(&'b str, &'b str, Vec<u8>)> {
+        if bytes.len() > self.limits.max_frame_bytes {
+            return None;
+        }
+        let peer = self.role.peer();
+        let (id, action) =
+            fast::call_if(bytes, &self.schemas, peer, self.limits.max_depth, wanted)?;
+        let answer = self
+            .encode_call_result(action, id, &Value::Object(serde_json::Map::new()))
+            .ok()?;
+        Some((id, action, answer))
+    }
+
     /// Decode without the fast path: serde_json + the jsonschema crate only. Same contract as
     /// [`Codec::decode`]; the differential tests and the fuzz run hold the two to agreement.
     ///

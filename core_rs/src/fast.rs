@@ -81,3 +81,42 @@ fn object(
     check(c)?;
     Some(Payload::Raw(c.bytes.get(start..c.pos)?.into()))
 }
+
+/// The unique id and action of a well-formed, schema-valid CALL from `peer` whose action
+/// `wanted` accepts (asked before the payload is validated, so an unwanted action costs only
+/// the scan of its first three elements). `None` for anything else: the caller then takes the
+/// general path, which decodes again and writes any error.
+pub(crate) fn call_if<'b>(
+    bytes: &'b [u8],
+    schemas: &SchemaSet,
+    peer: Initiator,
+    max_depth: usize,
+    wanted: impl FnOnce(&str) -> bool,
+) -> Option<(&'b str, &'b str)> {
+    let mut c = Cursor::new(bytes, max_depth);
+    c.enter(b'[')?;
+    if c.number()?.raw != b"2" || !c.eat(b',') {
+        return None;
+    }
+    let id = c.string()?;
+    if id.escaped || id.chars == 0 || id.chars > MAX_UNIQUE_ID_CHARS || !c.eat(b',') {
+        return None;
+    }
+    let action = c.string()?;
+    if action.escaped || !c.eat(b',') {
+        return None;
+    }
+    let action = std::str::from_utf8(action.raw).ok()?;
+    if !wanted(action) {
+        return None;
+    }
+    let (spec, checker) = schemas.request_fast(action)?;
+    if !spec.may_be_sent_by(peer) || spec.delivery != Delivery::Call {
+        return None;
+    }
+    object(&mut c, |c| checker.accepts_at(c).then_some(()))?;
+    if !(c.eat(b']') && c.at_end()) {
+        return None;
+    }
+    Some((std::str::from_utf8(id.raw).ok()?, action))
+}

@@ -31,7 +31,7 @@ from csms.domain.events import Direction, FrameEvent, Kind, Origin
 from csms.domain.flags import CHECKED_ACTIONS, meter_flag
 from csms.gateway.limits import PingBudget, StrikeBudget
 from csms.handlers.context import Flagged, HandlerContext
-from csms.handlers.routing import ROUTES, SEND_ONLY
+from csms.handlers.routing import ACKNOWLEDGED, ROUTES, SEND_ONLY
 from csms.ports import EventSink
 from csms.protocol import (
     Call,
@@ -316,6 +316,19 @@ class StationSession(WSListener):
     def _fast(self, data: bytes) -> bool:
         """Answer a valid CALL without a task when its handler needs no I/O; False: not taken,
         nothing done (the slow path handles the frame)."""
+        if self._recent is None and not self._boot_refused:
+            # The commonest CALLs (MeterValues, StatusNotification, ...) are answered with the
+            # empty payload whatever they carry: decoded and answered in one Rust call. The
+            # answer is the one ``_outcome`` would give (a 2.x answer cache hit included: it
+            # holds the same bytes), so nothing else is needed here.
+            quick = self.codec.acknowledge(
+                data, ACKNOWLEDGED[self.context.ocpp_version], CHECKED_ACTIONS
+            )
+            if quick is not None:
+                unique_id, action, reply = quick
+                self._current = unique_id
+                self._submit_answer(data, time.time_ns(), unique_id, action, (reply, 3))
+                return True
         try:
             frame = self.codec.decode(data)  # a decoded frame is valid UTF-8
         except OcppError:

@@ -12,7 +12,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedBytes;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::PyBytes;
+use pyo3::types::{PyBytes, PyFrozenSet, PyString};
 use serde_json::Value;
 use std::path::PathBuf;
 
@@ -212,6 +212,13 @@ fn frame_to_py(py: Python<'_>, frame: Frame) -> PyResult<Py<PyAny>> {
     }
 }
 
+/// What `Codec.acknowledge` returns: the CALL's unique id and action, and its answer.
+type Acknowledged<'py> = (
+    Bound<'py, PyString>,
+    Bound<'py, PyString>,
+    Bound<'py, PyBytes>,
+);
+
 /// Decoder and encoder for one OCPP version; build one per version and share it.
 #[pyclass(frozen, module = "csms._core", name = "Codec")]
 pub(super) struct PyCodec {
@@ -310,6 +317,41 @@ impl PyCodec {
     fn decode(&self, py: Python<'_>, data: &[u8]) -> PyResult<Py<PyAny>> {
         let frame = self.inner.decode(data).map_err(|e| self.err(py, &e))?;
         frame_to_py(py, frame)
+    }
+
+    /// `(unique_id, action, answer)` when `data` is a valid CALL of an action in
+    /// `acknowledged` (answered with the empty payload), unless the action is in `checked` and
+    /// the frame may hold a negative value (M30: the caller reads the payload). Otherwise None,
+    /// and the caller decodes the frame with `decode`. One crossing instead of decode, the
+    /// handler and `encode_call_result`.
+    fn acknowledge<'py>(
+        &self,
+        py: Python<'py>,
+        data: &[u8],
+        acknowledged: &Bound<'py, PyFrozenSet>,
+        checked: &Bound<'py, PyFrozenSet>,
+    ) -> PyResult<Option<Acknowledged<'py>>> {
+        let mut name: Option<Bound<'py, PyString>> = None;
+        let wanted = |action: &str| {
+            let text = PyString::new(py, action);
+            let known = acknowledged.contains(&text).unwrap_or(false);
+            name = Some(text);
+            known
+        };
+        let Some((id, _, answer)) = self.inner.acknowledge(data, wanted) else {
+            return Ok(None);
+        };
+        let Some(action) = name else {
+            return Ok(None);
+        };
+        if checked.contains(&action)? && crate::negative::may_hold_negative(data) {
+            return Ok(None);
+        }
+        Ok(Some((
+            PyString::new(py, id),
+            action,
+            PyBytes::new(py, &answer),
+        )))
     }
 
     /// Decode several frames in one crossing; a refused frame yields its exception object
