@@ -1,6 +1,6 @@
 """nats-server's CPU per stored exchange message, by how the message is published.
 
-    python -m bench.load.nats_cost [--variants gateway,recycled,window10,no-msg-id]
+    python -m bench.load.nats_cost [--variants own-reply,reused-reply,window10,no-msg-id]
         [--repeat 3] [--seconds 8] [--window 200] [--stations 200] [--json OUT]
 
 Why: in the load bench, csms's nats-server takes about 40 % of the core it shares with the
@@ -11,9 +11,10 @@ sampled values and its answer, one subject per station) with ``--window`` messag
 a new one per PubAck, and reads nats-server's CPU time (user + system, /proc) over the window.
 
 Variants (same run, alternating, ``--repeat`` times each; medians reported):
-- ``gateway``: as csms publishes: a reply subject of its own per message, ``Nats-Msg-Id``,
-  the 120 s duplicate window.
-- ``recycled``: reply subjects drawn from a pool of 1,024 (nats-server's subject cache hits).
+- ``own-reply``: a reply subject of its own per message (as csms published until session 6),
+  ``Nats-Msg-Id``, the 120 s duplicate window. The baseline.
+- ``reused-reply``: reply subjects drawn from a pool of 1,024, so nats-server's subject caches
+  hit (as the gateway publishes now: ``EventWriter._next_token``).
 - ``window10``: a 10 s duplicate window instead of 120 s (a smaller dedupe table).
 - ``no-msg-id``: no ``Nats-Msg-Id`` header: what deduplication costs. Not an option for the
   product: retries would store duplicates.
@@ -49,8 +50,8 @@ PREFIX = "_INBOX.natscostnatscostnatsco"
 POOL = 1024
 VARIANTS: dict[str, tuple[bool, bool, float]] = {
     # name: (recycled reply subjects, Nats-Msg-Id, duplicate window s)
-    "gateway": (False, True, 120.0),
-    "recycled": (True, True, 120.0),
+    "own-reply": (False, True, 120.0),
+    "reused-reply": (True, True, 120.0),
     "window10": (False, True, 10.0),
     "no-msg-id": (False, False, 120.0),
 }
