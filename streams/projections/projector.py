@@ -88,7 +88,7 @@ and a batch almost never holds a key twice (the collapse pass was a fifth of the
 insert time)."""
 
 AfterInsert = Callable[[int], Awaitable[None]]
-"""Test hook: called with the batch's last stream sequence after the insert, before the ack."""
+"""Test hook: called with the batch's highest stream sequence after the insert, before the ack."""
 
 
 async def write_rows(store: Store, rows: Rows, database: str | None = None) -> None:
@@ -250,9 +250,15 @@ class Projector:
     async def _consume(self, source: _Source, until_seq: int | None) -> None:
         """Fetch and fold batch N+1 while batch N is inserted (a pipeline of depth one: the
         GIL-bound fold overlaps the engine's insert). Batches are written and acked in order,
-        and a batch is acked only once it is in the store."""
+        and a batch is acked only once it is in the store.
+
+        A batch is not in stream order: the consumer redelivers a message whose ack it does
+        not have (ack_wait ran out, or the server died before it stored the ack) whenever it
+        comes round, after newer messages. So a batch's position is its highest sequence,
+        ``top``, never its last message's."""
         c = self.config
         batch: list[Fetched] = []
+        top = 0
         first_at = 0.0
         handed = self.stats.last_seq
         loop = asyncio.get_running_loop()
@@ -270,19 +276,21 @@ class Projector:
                 msgs = await source.fetch(c.max_messages - len(batch), wait_s)
                 if msgs and not batch:
                     first_at = loop.time()
+                top = max(top, max((m.seq for m in msgs), default=0))
                 batch.extend(msgs)
                 if not batch:
                     continue
                 full = len(batch) >= c.max_messages
                 late = loop.time() - first_at >= c.max_delay_s
-                reached = until_seq is not None and batch[-1].seq >= until_seq
+                reached = until_seq is not None and top >= until_seq
                 if full or late or not msgs or reached:
                     rows = await loop.run_in_executor(None, self._fold, _messages(batch))
                     if writing is not None:
                         await writing
-                    writing = loop.create_task(self._write(source, batch, rows))
-                    handed = max(handed, batch[-1].seq)
+                    writing = loop.create_task(self._write(source, batch, rows, top))
+                    handed = max(handed, top)
                     batch = []
+                    top = 0
         except asyncio.CancelledError:
             if writing is not None:
                 writing.cancel()  # stopping: an unacked batch simply comes again
@@ -291,10 +299,10 @@ class Projector:
             if writing is not None:
                 await _settle(writing)
 
-    async def _write(self, source: _Source, batch: list[Fetched], rows: Rows) -> None:
-        """Insert a folded batch, then ack its messages (and wait until the server has them)."""
+    async def _write(self, source: _Source, batch: list[Fetched], rows: Rows, last: int) -> None:
+        """Insert a folded batch, then ack its messages (and wait until the server has them);
+        ``last``: the batch's highest stream sequence."""
         await self._insert(rows)
-        last = batch[-1].seq
         if self.after_insert is not None:
             await self.after_insert(last)
         try:

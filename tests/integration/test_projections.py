@@ -23,6 +23,7 @@ import msgspec
 import nats
 import pytest
 from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
 from csms import app
@@ -39,7 +40,7 @@ from streams.projections.projector import (
 from streams.projections.rebuild import rebuild
 from streams.provision import StreamSettings, ensure_stream
 from streams.store import Store
-from streams.subjects import subject
+from streams.subjects import ALL_EVENTS, STREAM, subject
 from tests.chdb_engine import ENGINE_DIR, engine_url, fresh_database
 from tests.integration.conftest import loopback_settings, ws_url
 from tests.integration.station import Station
@@ -451,6 +452,54 @@ async def test_serve_projects_the_gateway_and_keeps_it_across_a_restart(
         assert [(t["transaction_id"], t["status"]) for t in page.items] == [(tx, "completed")]
     finally:
         await again.stop()
+
+
+@WIRE
+async def test_redeliveries_behind_newer_messages_still_move_the_projector_on(
+    js: JetStreamContext, store: Store, nats_server: EmbeddedNats, wire: bool
+) -> None:
+    """A batch is not in stream order: the first half was delivered and never acked (what a
+    SIGKILLed nats-server does with the acks it had not written down), the projector has the
+    second half, then the first half comes again, into the same batch. The projector's
+    position is the batch's highest sequence, not its last message's (which left it at the
+    first half's end, waiting for messages it had long inserted)."""
+    messages = history(stations=2, transactions=2)
+    half = len(messages) // 2
+    config = dataclasses.replace(
+        FAST, max_messages=len(messages), max_delay_s=60.0, fetch_timeout_s=5.0, ack_wait_s=60.0
+    )
+    projector = Projector(js, store, config, nats_url=nats_server.url if wire else None)
+    taker = await js.pull_subscribe(
+        ALL_EVENTS, durable=config.durable, stream=STREAM, config=projector.consumer_config()
+    )
+    first = await publish(js, messages[:half])
+    taken: list[Msg] = []
+    while len(taken) < half:
+        taken += await taker.fetch(half - len(taken), timeout=5.0)
+    await taker.unsubscribe()
+    assert [m.metadata.sequence.stream for m in taken] == list(range(1, first + 1))
+    projector.start()
+    try:
+        last = await publish(js, messages[half:])
+
+        async def delivered() -> bool:
+            info = await js.consumer_info(STREAM, config.durable or "")
+            return int(info.delivered.stream_seq or 0) >= last
+
+        await until(delivered)  # the projector holds the second half, the first is unacked
+        for m in taken:
+            await m.nak()
+
+        async def all_in() -> bool:
+            return projector.stats.messages >= len(messages)
+
+        await until(all_in)
+        assert projector.stats.batches == 1  # new, then redelivered, in one batch
+        assert projector.stats.last_seq == last
+    finally:
+        await projector.stop()
+    (row,) = await store.query("SELECT count() AS n FROM events FINAL")
+    assert row["n"] == sum(len(m) for m in messages)
 
 
 @WIRE
