@@ -99,11 +99,12 @@ class Codec:
     def actions(self, sender: str | None = None) -> list[str]: ...
     def decode(self, data: bytes) -> Call | CallResult | CallError | Ignored: ...
     def acknowledge(
-        self, data: bytes, acknowledged: frozenset[str], checked: frozenset[str]
+        self, data: bytes, acknowledged: dict[str, bytes | None], checked: frozenset[str]
     ) -> tuple[str, str, bytes] | None:
-        """``(unique_id, action, answer)`` when ``data`` is a valid CALL of an action in
-        ``acknowledged`` (answered ``[3, id, {}]``), unless its action is in ``checked`` and the
-        frame may hold a negative value; else None (decode it with ``decode``)."""
+        """``(unique_id, action, answer)`` when ``data`` is a valid CALL answered
+        ``[3, id, {}]``: its action is a key of ``acknowledged`` whose value is None, or bytes
+        the frame does not contain. None when the action is in ``checked`` and the frame may
+        hold a negative value, and for everything else (decode it with ``decode``)."""
     def decode_batch(
         self, frames: list[bytes]
     ) -> list[Call | CallResult | CallError | Ignored | OcppError]: ...

@@ -101,3 +101,11 @@ def acknowledge(_: HandlerContext, __: Request) -> Payload:
     """Notifications whose response is empty: the content is kept in the event stream and
     folded by the projections (status, meter values, reports, events, firmware/log status)."""
     return {}
+
+
+EMPTY_UNLESS: dict[object, bytes | None] = {acknowledge: None, transaction_event: b'"idToken"'}
+"""Handlers that answer with the empty payload, always (None) or whenever the frame does not
+contain these bytes: a byte test that can only err towards calling the handler (TransactionEvent
+answers ``idTokenInfo`` only for a top-level ``idToken``, which cannot be there without the
+bytes). The gateway answers those frames in one Rust call (``Codec.acknowledge``); a test holds
+every such answer to the handler's."""

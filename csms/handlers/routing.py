@@ -94,12 +94,17 @@ ROUTES: dict[tuple[str, str], Handler] = {
 # SEND messages (2.1) are recorded, never answered (Part 4 §4.2.4, FR.07).
 SEND_ONLY: frozenset[tuple[str, str]] = frozenset({("2.1", "NotifyPeriodicEventStream")})
 
-ACKNOWLEDGED: dict[str, frozenset[str]] = {
-    version: frozenset(a for (v, a), h in ROUTES.items() if v == version and h is core.acknowledge)
+ACKNOWLEDGED: dict[str, dict[str, bytes | None]] = {
+    version: {
+        a: core.EMPTY_UNLESS[h]
+        for (v, a), h in ROUTES.items()
+        if v == version and h in core.EMPTY_UNLESS and (v, a) not in SEND_ONLY
+    }
     for version in {v for v, _ in ROUTES}
 }
-"""Per version, the actions answered with the empty payload whatever they carry
-(``core.acknowledge``): the gateway answers those in one Rust call (``Codec.acknowledge``)."""
+"""Per version, the actions answered with the empty payload (``core.EMPTY_UNLESS``: always, or
+unless the frame holds the given bytes): the gateway answers those in one Rust call
+(``Codec.acknowledge``)."""
 
 
 async def respond(handler: Handler, ctx: HandlerContext, payload: Payload) -> Payload:

@@ -12,7 +12,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedBytes;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyBytes, PyFrozenSet, PyString};
+use pyo3::types::{PyBytes, PyDict, PyFrozenSet, PyString};
 use serde_json::Value;
 use std::path::PathBuf;
 
@@ -319,24 +319,32 @@ impl PyCodec {
         frame_to_py(py, frame)
     }
 
-    /// `(unique_id, action, answer)` when `data` is a valid CALL of an action in
-    /// `acknowledged` (answered with the empty payload), unless the action is in `checked` and
-    /// the frame may hold a negative value (M30: the caller reads the payload). Otherwise None,
-    /// and the caller decodes the frame with `decode`. One crossing instead of decode, the
-    /// handler and `encode_call_result`.
+    /// `(unique_id, action, answer)` when `data` is a valid CALL of an action answered with
+    /// the empty payload: a key of `acknowledged` whose value is None (always) or bytes that
+    /// `data` does not contain (a conservative test for what would make the answer non-empty:
+    /// TransactionEvent's `"idToken"`). Also None when the action is in `checked` and the frame
+    /// may hold a negative value (M30: the caller reads the payload). Otherwise None, and the
+    /// caller decodes the frame with `decode`. One crossing instead of decode, the handler and
+    /// `encode_call_result`.
     fn acknowledge<'py>(
         &self,
         py: Python<'py>,
         data: &[u8],
-        acknowledged: &Bound<'py, PyFrozenSet>,
+        acknowledged: &Bound<'py, PyDict>,
         checked: &Bound<'py, PyFrozenSet>,
     ) -> PyResult<Option<Acknowledged<'py>>> {
         let mut name: Option<Bound<'py, PyString>> = None;
         let wanted = |action: &str| {
             let text = PyString::new(py, action);
-            let known = acknowledged.contains(&text).unwrap_or(false);
+            let empty = match acknowledged.get_item(&text) {
+                Ok(Some(unless)) if unless.is_none() => true,
+                Ok(Some(unless)) => unless
+                    .cast::<PyBytes>()
+                    .is_ok_and(|marker| memchr::memmem::find(data, marker.as_bytes()).is_none()),
+                _ => false,
+            };
             name = Some(text);
-            known
+            empty
         };
         let Some((id, _, answer)) = self.inner.acknowledge(data, wanted) else {
             return Ok(None);
