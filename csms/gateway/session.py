@@ -317,10 +317,12 @@ class StationSession(WSListener):
         """Answer a valid CALL without a task when its handler needs no I/O; False: not taken,
         nothing done (the slow path handles the frame)."""
         if self._recent is None and not self._boot_refused:
-            # The commonest CALLs (MeterValues, StatusNotification, ...) are answered with the
-            # empty payload whatever they carry: decoded and answered in one Rust call. The
-            # answer is the one ``_outcome`` would give (a 2.x answer cache hit included: it
-            # holds the same bytes), so nothing else is needed here.
+            # The commonest CALLs (MeterValues, StatusNotification, a TransactionEvent without
+            # an idToken) are answered with the empty payload: decoded and answered in one Rust
+            # call, with the answer ``_outcome`` would give. A true 2.x retry (same id, same
+            # frame) gets the same bytes the answer cache would; a different frame reusing an
+            # answered id (a station breaking id uniqueness) gets its own answer, not the
+            # cached one, and is not cached itself.
             quick = self.codec.acknowledge(
                 data, ACKNOWLEDGED[self.context.ocpp_version], CHECKED_ACTIONS
             )
