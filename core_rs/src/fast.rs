@@ -30,34 +30,22 @@ pub(crate) fn decode(
     if !c.eat(b',') {
         return None;
     }
-    let id = c.string()?;
-    if id.escaped || id.chars == 0 || id.chars > MAX_UNIQUE_ID_CHARS || !c.eat(b',') {
-        return None;
-    }
-    let unique_id = std::str::from_utf8(id.raw).ok()?.to_owned();
+    let unique_id = unique_id(&mut c)?.to_owned();
     let frame = if type_id == mt::CALLRESULT {
-        let payload = object(&mut c, |c| c.skip_value())?;
+        let payload = Payload::Raw(object(&mut c, |c| c.skip_value())?.into());
         Frame::CallResult(Reply { unique_id, payload })
     } else {
-        let action = c.string()?;
-        if action.escaped || !c.eat(b',') {
-            return None;
-        }
-        let action = std::str::from_utf8(action.raw).ok()?;
-        let (spec, checker) = schemas.request_fast(action)?;
+        let action = action(&mut c)?;
         let delivery = if type_id == mt::SEND {
             Delivery::Send
         } else {
             Delivery::Call
         };
-        if !spec.may_be_sent_by(peer) || spec.delivery != delivery {
-            return None;
-        }
-        let payload = object(&mut c, |c| checker.accepts_at(c).then_some(()))?;
+        let payload = request_payload(&mut c, schemas, peer, action, delivery)?;
         let request = Request {
             unique_id,
             action: action.to_owned(),
-            payload,
+            payload: Payload::Raw(payload.into()),
         };
         if type_id == mt::SEND {
             Frame::Send(request)
@@ -66,20 +54,6 @@ pub(crate) fn decode(
         }
     };
     (c.eat(b']') && c.at_end()).then_some(frame)
-}
-
-/// Run `check` over a payload that must be a JSON object; return its exact bytes.
-fn object(
-    c: &mut Cursor<'_>,
-    check: impl FnOnce(&mut Cursor<'_>) -> Option<()>,
-) -> Option<Payload> {
-    c.ws();
-    if c.peek() != Some(b'{') {
-        return None;
-    }
-    let start = c.pos;
-    check(c)?;
-    Some(Payload::Raw(c.bytes.get(start..c.pos)?.into()))
 }
 
 /// The unique id and action of a well-formed, schema-valid CALL from `peer` whose action
@@ -98,25 +72,63 @@ pub(crate) fn call_if<'b>(
     if c.number()?.raw != b"2" || !c.eat(b',') {
         return None;
     }
+    let id = unique_id(&mut c)?;
+    let action = action(&mut c)?;
+    if !wanted(action) {
+        return None;
+    }
+    request_payload(&mut c, schemas, peer, action, Delivery::Call)?;
+    (c.eat(b']') && c.at_end()).then_some((id, action))
+}
+
+/// The unique id element and its comma: unescaped, 1 to `MAX_UNIQUE_ID_CHARS` characters.
+#[inline]
+fn unique_id<'b>(c: &mut Cursor<'b>) -> Option<&'b str> {
     let id = c.string()?;
     if id.escaped || id.chars == 0 || id.chars > MAX_UNIQUE_ID_CHARS || !c.eat(b',') {
         return None;
     }
+    std::str::from_utf8(id.raw).ok()
+}
+
+/// The action element and its comma, unescaped.
+#[inline]
+fn action<'b>(c: &mut Cursor<'b>) -> Option<&'b str> {
     let action = c.string()?;
     if action.escaped || !c.eat(b',') {
         return None;
     }
-    let action = std::str::from_utf8(action.raw).ok()?;
-    if !wanted(action) {
-        return None;
-    }
+    std::str::from_utf8(action.raw).ok()
+}
+
+/// The exact bytes of the payload at the cursor of an `action` request from `peer` sent as
+/// `delivery`, when its schema's fast checker accepts it.
+#[inline]
+fn request_payload<'b>(
+    c: &mut Cursor<'b>,
+    schemas: &SchemaSet,
+    peer: Initiator,
+    action: &str,
+    delivery: Delivery,
+) -> Option<&'b [u8]> {
     let (spec, checker) = schemas.request_fast(action)?;
-    if !spec.may_be_sent_by(peer) || spec.delivery != Delivery::Call {
+    if !spec.may_be_sent_by(peer) || spec.delivery != delivery {
         return None;
     }
-    object(&mut c, |c| checker.accepts_at(c).then_some(()))?;
-    if !(c.eat(b']') && c.at_end()) {
+    object(c, |c| checker.accepts_at(c).then_some(()))
+}
+
+/// Run `check` over a payload that must be a JSON object; return its exact bytes.
+#[inline]
+fn object<'b>(
+    c: &mut Cursor<'b>,
+    check: impl FnOnce(&mut Cursor<'b>) -> Option<()>,
+) -> Option<&'b [u8]> {
+    c.ws();
+    if c.peek() != Some(b'{') {
         return None;
     }
-    Some((std::str::from_utf8(id.raw).ok()?, action))
+    let start = c.pos;
+    check(c)?;
+    c.bytes.get(start..c.pos)
 }
