@@ -257,7 +257,7 @@ class EventWriter:
         on_stored: OnStored,
     ) -> None:
         """``submit`` of a CALL and its answer, the message built in one Rust call."""
-        token = self._free.pop() if self._free else self._next_token()
+        token = self._next_token()
         entry = _Entry(
             nats_wire.exchange_message(
                 subject(origin.station_id),

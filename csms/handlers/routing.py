@@ -98,7 +98,7 @@ ACKNOWLEDGED: dict[str, dict[str, bytes | None]] = {
     version: {
         a: core.EMPTY_UNLESS[h]
         for (v, a), h in ROUTES.items()
-        if v == version and h in core.EMPTY_UNLESS and (v, a) not in SEND_ONLY
+        if v == version and h in core.EMPTY_UNLESS
     }
     for version in {v for v, _ in ROUTES}
 }
