@@ -104,13 +104,13 @@ class _Connection(asyncio.Protocol):
         if self._tail:
             data = self._tail + data
             self._tail = b""
-        acked = self._writer._acked
+        acked = self._writer._acked_many
         pos = 0
         size = len(data)
         while pos < size:
             pos, acks = nats_wire.scan_acks(data, pos, self._inbox)
-            for token, seq in acks:
-                acked(token, seq)
+            if acks:
+                acked(acks)
             if pos >= size:
                 break
             try:
@@ -257,7 +257,11 @@ class EventWriter:
         on_stored: OnStored,
     ) -> None:
         """``submit`` of a CALL and its answer, the message built in one Rust call."""
-        token = self._next_token()
+        free = self._free
+        if free:  # ``_next_token``, inline: this runs once per answered CALL
+            token = free.pop()
+        else:
+            token = self._token = self._token + 1
         entry = _Entry(
             nats_wire.exchange_message(
                 subject(origin.station_id),
@@ -343,6 +347,23 @@ class EventWriter:
         self.published += 1
         self.healthy = True
         entry.on_stored(seq)
+
+    def _acked_many(self, acks: list[tuple[int, int]]) -> None:
+        """``_acked`` for each of a run of PubAcks (``(token, stream seq)``, as ``scan_acks``
+        reads them): one call per run instead of one per ack."""
+        entries, free = self._entries, self._free
+        stored = 0
+        for token, seq in acks:
+            entry = entries.pop(token, None)
+            if entry is None:
+                continue  # a second ack of a message already reported stored
+            if entry.attempts == 1:
+                free.append(token)  # its one attempt is answered: nothing more can come
+            stored += 1
+            entry.on_stored(seq)
+        if stored:
+            self.published += stored
+            self.healthy = True
 
     def _on_message(self, msg: nats_wire.Message) -> None:
         """Any other message on the inbox: an error PubAck, a status (503: no stream), or an

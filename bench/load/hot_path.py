@@ -94,11 +94,11 @@ async def one_run(calls: int) -> float:
     transport = _Transport()
     session._transport = transport  # type: ignore[assignment]
     wire: Any = transport
-    acked = writer._acked
+    acked = writer._acked_many
     start = time.perf_counter()
     for seq, frame in enumerate(frames, 1):
         session.on_ws_frame(wire, frame)  # type: ignore[arg-type]
-        acked(next(reversed(writer._entries)), seq)
+        acked([(next(reversed(writer._entries)), seq)])
     elapsed = time.perf_counter() - start
     if transport.sent != calls:
         raise RuntimeError(f"{transport.sent} answers for {calls} calls")

@@ -46,6 +46,8 @@ from csms.protocol import (
 
 log = logging.getLogger(__name__)
 
+TEXT = WSMsgType.TEXT
+
 ANSWER_CACHE = 32
 """2.x answers remembered per session, for retries that reuse the message id (M25)."""
 BOOT_EXEMPT = frozenset({"BootNotification", "SignCertificate"})
@@ -202,12 +204,46 @@ class StationSession(WSListener):
             # M34: no extension is ever negotiated, so a set RSV bit is a protocol error
             # (RFC 6455 §5.2); picows passes such frames through unchecked.
             self.close(WSCloseCode.PROTOCOL_ERROR, "RSV bit set without a negotiated extension")
-        elif kind == WSMsgType.TEXT and frame.fin and not self._fragments:  # the common case
+        elif kind == TEXT and frame.fin and not self._fragments:  # the common case
             data = frame.get_payload_as_bytes()
             if len(data) > self.codec.max_frame_bytes:
                 self.close(WSCloseCode.MESSAGE_TOO_BIG, "message too big")
-            else:
+            elif self._busy or self._recent is not None or self._boot_refused:
                 self._enqueue("frame", data)
+            else:
+                # The commonest CALLs (MeterValues, StatusNotification, a TransactionEvent
+                # without an idToken) are answered with the empty payload: decoded, validated
+                # and answered in one Rust call, with the answer ``_outcome`` would give, and
+                # stored here without the general path's hops (``_enqueue``, ``_dispatch``,
+                # ``_fast``, ``_submit_answer``: this is the gateway's hottest code). A true
+                # 2.x retry (same id, same frame) gets the same bytes the answer cache would;
+                # a different frame reusing an answered id (a station breaking id uniqueness)
+                # gets its own answer, not the cached one, and is not cached itself.
+                quick = self.codec.acknowledge(
+                    data, ACKNOWLEDGED[self.context.ocpp_version], CHECKED_ACTIONS
+                )
+                arrival = self._arrivals
+                self._arrivals = arrival + 1
+                self._busy = True
+                self._arrival = arrival
+                if quick is None or transport.is_disconnected:
+                    if quick is not None or not self._decoded(data):
+                        self._worker = asyncio.get_running_loop().create_task(self._slow(data))
+                    return
+                unique_id, action, reply = quick
+                self._current = unique_id
+                origin = self._origin
+                if origin is None:
+                    origin = self._origin = Origin(
+                        self.config.node_id, self.session_id, self.station_id, self.codec.version
+                    )
+                seq = self._seq
+                self._seq = seq + 2
+                self._reply = reply
+                now = time.time_ns()  # received, and answered in the same call
+                self.sink.submit_exchange(
+                    origin, seq, unique_id, action, data, now, 3, reply, now, self._deliver
+                )
         elif kind == WSMsgType.TEXT or kind == WSMsgType.CONTINUATION:
             self._fragment(frame)
         else:
@@ -317,12 +353,7 @@ class StationSession(WSListener):
         """Answer a valid CALL without a task when its handler needs no I/O; False: not taken,
         nothing done (the slow path handles the frame)."""
         if self._recent is None and not self._boot_refused:
-            # The commonest CALLs (MeterValues, StatusNotification, a TransactionEvent without
-            # an idToken) are answered with the empty payload: decoded and answered in one Rust
-            # call, with the answer ``_outcome`` would give. A true 2.x retry (same id, same
-            # frame) gets the same bytes the answer cache would; a different frame reusing an
-            # answered id (a station breaking id uniqueness) gets its own answer, not the
-            # cached one, and is not cached itself.
+            # As in ``on_ws_frame``, for a frame that waited behind another.
             quick = self.codec.acknowledge(
                 data, ACKNOWLEDGED[self.context.ocpp_version], CHECKED_ACTIONS
             )
@@ -331,6 +362,10 @@ class StationSession(WSListener):
                 self._current = unique_id
                 self._submit_answer(data, time.time_ns(), unique_id, action, (reply, 3))
                 return True
+        return self._decoded(data)
+
+    def _decoded(self, data: bytes) -> bool:
+        """``_fast`` for a frame ``Codec.acknowledge`` did not take."""
         try:
             frame = self.codec.decode(data)  # a decoded frame is valid UTF-8
         except OcppError:
@@ -410,9 +445,14 @@ class StationSession(WSListener):
         reply, self._reply = self._reply, None
         transport = self._transport
         if transport is not None and not transport.is_disconnected and reply is not None:
-            transport.send(WSMsgType.TEXT, reply)
+            transport.send(TEXT, reply)
             if self._struck_out:
                 self._after_reply()
+        if self._backlog is None and not self._flooding_since:  # ``_next`` with nothing waiting
+            self._busy = False
+            self._worker = None
+            self._current = self._recent = None
+            return
         self._next()
 
     def _strike(self) -> None:
