@@ -262,34 +262,30 @@ class EventWriter:
             token = free.pop()
         else:
             token = self._token = self._token + 1
-        entry = _Entry(
-            nats_wire.exchange_message(
-                subject(origin.station_id),
-                self._prefix,
-                token,
-                origin.node_id,
-                origin.session_id,
-                origin.station_id,
-                origin.ocpp_version,
-                unique_id,
-                action,
-                seq,
-                call,
-                call_at_ns,
-                answer_type,
-                answer,
-                answer_at_ns,
-            ),
-            on_stored,
+        data = nats_wire.exchange_message(
+            subject(origin.station_id),
+            self._prefix,
+            token,
+            origin.node_id,
+            origin.session_id,
+            origin.station_id,
+            origin.ocpp_version,
+            unique_id,
+            action,
+            seq,
+            call,
+            call_at_ns,
+            answer_type,
+            answer,
+            answer_at_ns,
         )
-        self._entries[token] = entry
         conn = self._conn
         if conn is None:
+            self._entries[token] = _Entry(data, on_stored)
             self._waiting.append(token)
             return
-        entry.attempts = 1
-        conn.write(entry.data)
-        entry.deadline = self._clock + self._ack_timeout_s
+        self._entries[token] = _Entry(data, on_stored, self._clock + self._ack_timeout_s, 1)
+        conn.write(data)
 
     # -- sending, acks and retries -----------------------------------------------------
     def _next_token(self) -> int:

@@ -47,6 +47,7 @@ from csms.protocol import (
 log = logging.getLogger(__name__)
 
 TEXT = WSMsgType.TEXT
+monotonic, time_ns = time.monotonic, time.time_ns  # bound once: read per frame
 
 ANSWER_CACHE = 32
 """2.x answers remembered per session, for retries that reuse the message id (M25)."""
@@ -198,7 +199,7 @@ class StationSession(WSListener):
         self.sink.submit((self._event("connected", "in", 0, None, None, ""),), self._next)
 
     def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
-        self._last_seen = time.monotonic()
+        self._last_seen = monotonic()
         kind = frame.msg_type
         if frame.rsv1 or frame.rsv2 or frame.rsv3:
             # M34: no extension is ever negotiated, so a set RSV bit is a protocol error
@@ -240,7 +241,7 @@ class StationSession(WSListener):
                 seq = self._seq
                 self._seq = seq + 2
                 self._reply = reply
-                now = time.time_ns()  # received, and answered in the same call
+                now = time_ns()  # received, and answered in the same call
                 self.sink.submit_exchange(
                     origin, seq, unique_id, action, data, now, 3, reply, now, self._deliver
                 )
