@@ -163,7 +163,11 @@ async def start(settings: Settings) -> Running:
         servers(url), max_reconnect_attempts=-1, reconnect_time_wait=0.5, name="csms"
     )
     js = nc.jetstream()
-    stream = StreamSettings(replicas=settings.stream_replicas, max_age_s=settings.stream_max_age_s)
+    stream = StreamSettings(
+        replicas=settings.stream_replicas,
+        max_age_s=settings.stream_max_age_s,
+        duplicate_window_s=settings.stream_duplicate_window_s,
+    )
     await until_ready("the event stream", lambda: ensure_stream(js, stream))
     publisher = await _event_sink(nc, url)
     transaction_ids = await until_ready(

@@ -35,6 +35,8 @@ class Settings:
     max_frame_bytes: int = 64 * 1024
     stream_replicas: int = 1
     stream_max_age_s: float = 0.0
+    stream_duplicate_window_s: float = 120.0
+    """JetStream's duplicate window: a write retried within it is stored once (Nats-Msg-Id)."""
     node_id: str = ""
     """Gateway node name in events; default: host name and pid."""
     presence_beat_s: float = 10.0

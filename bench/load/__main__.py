@@ -44,11 +44,26 @@ def plans() -> dict[str, Plan]:
     scenario = fleet_scenarios.load(scenarios.SCENARIO)
     window, warmup = scenario.duration_s, scenario.warmup_s
     return {
-        "smoke": Plan([10], 1.0, 0.3, 10, 20, 5),
+        "smoke": Plan([10], 1.0, 0.3, 10, 20, 5, sustained_warmup_s=0.5, sustained_s=1.0),
         "quick": Plan([50], 3.0, 0.5, 50, 200, 10),
         "default": Plan([50, 200], window, warmup, 200, 2_000, 10),
-        "full": Plan([50, 200], window, warmup, 200, 20_000, 10),
+        "full": Plan(
+            [50, 200],
+            window,
+            warmup,
+            200,
+            20_000,
+            10,
+            sustained_warmup_s=SUSTAINED_WARMUP_S,
+            sustained_s=SUSTAINED_S,
+        ),
     }
+
+
+SUSTAINED_WARMUP_S = 150.0
+"""Longer than JetStream's 120 s duplicate window (its table at full size) and than the first
+minute in which the page cache's writeback starts (bench/README.md: sustained rate)."""
+SUSTAINED_S = 30.0
 
 
 SERVERS = ("csms", "reference", "echo")
@@ -67,8 +82,10 @@ def _attempt(result: ServerResult, what: str, step: Callable[[], None]) -> None:
 
 
 def steps(plan: Plan) -> int:
-    """Steps of one server (for the progress display): idle, throughput rows, half rate."""
-    return 1 + len(plan.versions) * len(plan.throughput_stations) + 1
+    """Steps of one server (for the progress display): idle, throughput rows, sustained, half
+    rate."""
+    sustained = 1 if plan.sustained_s > 0 else 0
+    return 1 + len(plan.versions) * len(plan.throughput_stations) + sustained + 1
 
 
 def measure(
@@ -103,6 +120,14 @@ def measure(
                 file=sys.stderr,
             )
 
+        def sustained() -> None:
+            stations = max(plan.throughput_stations)
+            run = scenarios.throughput(
+                server, stations, plan.sustained_s, plan.sustained_warmup_s, options
+            )
+            result.sustained = run
+            print(f"  {name} sustained: {report.run_summary(run)}", file=sys.stderr)
+
         def half_rate() -> None:
             stations = plan.half_rate_stations
             rate = result.max_rate / 2 / stations
@@ -119,6 +144,12 @@ def measure(
                 progress.step(f"{name}: OCPP {version} throughput, {stations} stations")
                 step = functools.partial(full_speed, stations, version)
                 _attempt(result, f"throughput {version} {stations}", step)
+        if plan.sustained_s > 0:
+            progress.step(
+                f"{name}: {HEADLINE_VERSION} sustained, {plan.sustained_s:.0f} s after "
+                f"{plan.sustained_warmup_s:.0f} s, {max(plan.throughput_stations)} stations"
+            )
+            _attempt(result, "sustained", sustained)
         progress.step(f"{name}: latency at half its best {HEADLINE_VERSION} rate")
         if result.max_rate > 0:
             _attempt(result, "half rate", half_rate)
@@ -152,6 +183,13 @@ def _parse(argv: list[str]) -> argparse.Namespace:
         help=f"CPU of csms's nats-server: {SERVER_CPU} (default) with the servers, so CPU 0 "
         f"carries our whole system; {SIM_CPU}: beside the simulator, the gateway alone on CPU 0 "
         "(NATS on machines of its own)",
+    )
+    parser.add_argument(
+        "--sustained",
+        type=float,
+        metavar="WARMUP_S",
+        help=f"run the sustained {HEADLINE_VERSION} window ({SUSTAINED_S:.0f} s) after this many "
+        f"seconds at full speed (--full: {SUSTAINED_WARMUP_S:.0f}; 0: none)",
     )
     parser.add_argument("--servers", default=",".join(SERVERS), help="comma-separated subset")
     parser.add_argument(
@@ -191,6 +229,9 @@ def main(argv: list[str]) -> int:
     if HEADLINE_VERSION not in versions:
         versions.insert(0, HEADLINE_VERSION)
     plan = _fit(msgspec.structs.replace(plans()[size], versions=versions))
+    if args.sustained is not None:
+        window = SUSTAINED_S if args.sustained > 0 else 0.0
+        plan = msgspec.structs.replace(plan, sustained_warmup_s=args.sustained, sustained_s=window)
     realtime = args.sched == "fifo"
     os.sched_setaffinity(0, {SIM_CPU})  # keep the runner off the servers' core
     run = Run(

@@ -24,6 +24,7 @@ import contextlib
 import datetime as dt
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -215,6 +216,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     await task
     finally:
         launcher.stop_all()
+        shutil.rmtree(scratch, ignore_errors=True)  # the stream and the engine: gigabytes
     return {
         "started": started,
         "environment": environment(False),

@@ -53,6 +53,9 @@ class ServerResult(msgspec.Struct):
     label: str
     throughput: list[SimResult] = msgspec.field(default_factory=list)
     half_rate: SimResult | None = None
+    sustained: SimResult | None = None
+    """The headline rate over a window that starts minutes into the run (``Plan.sustained_*``):
+    what the server keeps up, its storage's steady state included."""
     idle: IdleResult | None = None
     failures: list[str] = msgspec.field(default_factory=list)
     """Scenarios that could not be measured, with the reason."""
@@ -61,6 +64,11 @@ class ServerResult(msgspec.Struct):
     def max_rate(self) -> float:
         """The headline: best 1.6 MeterValues rate."""
         return self.max_rate_of(HEADLINE_VERSION)
+
+    @property
+    def sustained_rate(self) -> float:
+        """The bar's rate: the sustained run's when measured, else the best short window's."""
+        return self.sustained.answered_per_s if self.sustained is not None else self.max_rate
 
     def max_rate_of(self, version: str) -> float:
         return max((r.answered_per_s for r in self.throughput if r.version == version), default=0.0)
@@ -75,6 +83,11 @@ class Plan(msgspec.Struct, frozen=True):
     warm_stations: int
     versions: list[str] = msgspec.field(default_factory=lambda: [HEADLINE_VERSION])
     """OCPP versions of the throughput rows (idle memory and half rate: the headline's only)."""
+    sustained_warmup_s: float = 0.0
+    """Seconds at full speed before the sustained window (0: no sustained run). csms's rate
+    falls during its first minutes as nats-server's stream and duplicate table grow (page
+    cache writeback, heap growth); a short window after a short warm-up misses that."""
+    sustained_s: float = 0.0
 
 
 class Run(Report):

@@ -85,7 +85,11 @@ def _notes(run: Run) -> list[str]:
     notes = []
     for s in run.servers:
         notes += [f"**{s.name} not fully measured**: {f}" for f in s.failures]
-        runs: list[SimResult] = [*s.throughput, *([s.half_rate] if s.half_rate else [])]
+        runs: list[SimResult] = [
+            *s.throughput,
+            *([s.sustained] if s.sustained else []),
+            *([s.half_rate] if s.half_rate else []),
+        ]
         for r in runs:
             if r.errors:
                 notes.append(f"{s.name}, {r.stations} stations: errors {report.errors(r)}.")
@@ -118,6 +122,14 @@ def render(run: Run) -> str:
         "",
         *report.throughput_tables(run),
     ]
+    sustained = report.sustained_table(run)
+    if sustained:
+        lines += [
+            "",
+            f"### Sustained: {HEADLINE_VERSION} MeterValues minutes into the run",
+            "",
+            *sustained,
+        ]
     lines += ["", "### Latency at half the best rate", "", *report.half_rate_table(run)]
     lines += ["", "### Memory per idle connection", "", *report.idle_table(run)]
     notes = _notes(run)

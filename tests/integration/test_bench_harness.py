@@ -48,6 +48,8 @@ def test_load_smoke_measures_every_server_in_16_and_201(tmp_path: Path) -> None:
             assert r.answered > 0
         assert server.half_rate is not None
         assert server.half_rate.answered > 0
+        assert server.sustained is not None
+        assert server.sustained.answered > 0
         assert server.idle is not None
         assert server.idle.connected == server.idle.stations
     readme = (tmp_path / "README.md").read_text()
@@ -55,8 +57,10 @@ def test_load_smoke_measures_every_server_in_16_and_201(tmp_path: Path) -> None:
     assert "| 2.0.1 | TransactionEvent |" in readme
     assert readme.index("<!-- load:end -->") < readme.index("<!-- later:begin -->")
     assert (tmp_path / "load_throughput_latency.png").stat().st_size > 0
-    assert "[15/15" not in done.stderr  # 12 steps: idle, 2 versions, half rate, per server
-    assert "[12/12" in done.stderr
+    # 15 steps: idle, 2 versions, sustained, half rate, per server
+    assert "[18/18" not in done.stderr
+    assert "[15/15" in done.stderr
+    assert "### Sustained: 1.6 MeterValues minutes into the run" in readme
 
 
 def test_profile_smoke_names_the_gateways_functions(tmp_path: Path) -> None:
