@@ -233,11 +233,7 @@ class StationSession(WSListener):
                     return
                 unique_id, action, reply = quick
                 self._current = unique_id
-                origin = self._origin
-                if origin is None:
-                    origin = self._origin = Origin(
-                        self.config.node_id, self.session_id, self.station_id, self.codec.version
-                    )
+                origin = self._origin or self._new_origin()
                 seq = self._seq
                 self._seq = seq + 2
                 self._reply = reply
@@ -407,11 +403,7 @@ class StationSession(WSListener):
             )
             self.sink.submit((received,), self._next)
             return
-        origin = self._origin
-        if origin is None:
-            origin = self._origin = Origin(
-                self.config.node_id, self.session_id, self.station_id, self.codec.version
-            )
+        origin = self._origin or self._new_origin()
         seq = self._seq
         self._seq = seq + 2
         self._reply = reply
@@ -440,6 +432,13 @@ class StationSession(WSListener):
             time.time_ns(),
             self._deliver,
         )
+
+    def _new_origin(self) -> Origin:
+        """What this session's events share, made at its first answered CALL."""
+        self._origin = Origin(
+            self.config.node_id, self.session_id, self.station_id, self.codec.version
+        )
+        return self._origin
 
     def _deliver(self, _: int) -> None:
         """PubAck of a CALL and its answer: the answer (``_reply``) may leave now (write-ahead)."""
