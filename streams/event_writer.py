@@ -257,11 +257,7 @@ class EventWriter:
         on_stored: OnStored,
     ) -> None:
         """``submit`` of a CALL and its answer, the message built in one Rust call."""
-        free = self._free
-        if free:  # ``_next_token``, inline: this runs once per answered CALL
-            token = free.pop()
-        else:
-            token = self._token = self._token + 1
+        token = self._next_token()
         data = nats_wire.exchange_message(
             subject(origin.station_id),
             self._prefix,
@@ -293,7 +289,7 @@ class EventWriter:
         the set of reply subjects small, so nats-server's subject caches hit instead of
         inserting and evicting a subject per message (bench.load.nats_cost: about 9 % of its
         CPU per message). Safe because a token is freed only by the PubAck of a message sent
-        exactly once (``_acked``): nothing else can still arrive on it. A token whose message
+        exactly once (``_acked_many``): nothing else can still arrive on it. A token whose message
         was sent twice (an ack timeout, an error ack, a reconnect) may see a second PubAck
         later and is never used again."""
         if self._free:
@@ -333,20 +329,13 @@ class EventWriter:
             self._send(token, entry)
 
     def _acked(self, token: int, seq: int) -> None:
-        """A successful PubAck (read by ``scan_acks``). A late one, for an attempt already
-        given up, still means stored: the retry it would have caused is not needed."""
-        entry = self._entries.pop(token, None)
-        if entry is None:
-            return  # a second ack of a message already reported stored
-        if entry.attempts == 1:
-            self._free.append(token)  # its one attempt is answered: nothing more can come
-        self.published += 1
-        self.healthy = True
-        entry.on_stored(seq)
+        """A successful PubAck read by the general parser (``_on_message``)."""
+        self._acked_many([(token, seq)])
 
     def _acked_many(self, acks: list[tuple[int, int]]) -> None:
-        """``_acked`` for each of a run of PubAcks (``(token, stream seq)``, as ``scan_acks``
-        reads them): one call per run instead of one per ack."""
+        """Successful PubAcks (``(token, stream seq)``, a run as ``scan_acks`` reads them: one
+        call per run). A late one, for an attempt already given up, still means stored: the
+        retry it would have caused is not needed."""
         entries, free = self._entries, self._free
         stored = 0
         for token, seq in acks:

@@ -4,11 +4,11 @@
 
 What it times, per call: ``StationSession.on_ws_frame`` (decode and validate in Rust, the route,
 the handler, the answer's encoding, the stream message built in Rust and handed to the event
-writer) and the PubAck's way back (``EventWriter._acked``, the session's ``_deliver`` sending the
-answer). The picows transport and the NATS connection are stand-ins that only count, so what is
+writer) and the PubAck's way back (``EventWriter._acked_many``, the session's ``_deliver`` sending
+the answer). The picows transport and the NATS connection are stand-ins that only count, so what is
 left is the Python (and the Rust it calls) that runs per answered CALL: the part of the gateway's
-cost that our code decides (docs/adr/0007-the-echo-ceiling-budget.md). Pinned to CPU 1; the
-fastest of ``--repeat`` runs is the reading (the others are the same work plus the machine's noise).
+cost that our code decides (docs/adr/0007-the-echo-ceiling-budget.md). Pinned to CPU 1; the fastest
+of ``--repeat`` runs is the reading (the others are the same work plus the machine's noise).
 """
 
 from __future__ import annotations
