@@ -29,11 +29,11 @@ from pathlib import Path
 import msgspec
 
 from bench.fleet import scenario as fleet_scenarios
-from bench.load import readme, report, scenarios
+from bench.load import host_memory, readme, report, scenarios
 from bench.load.environment import environment
 from bench.load.model import HEADLINE_VERSION, Plan, Run, ServerResult
 from bench.load.progress import Progress
-from bench.load.servers import SERVER_CPU, SIM_CPU, Launcher
+from bench.load.servers import SERVER_CPU, SIM_CPU, Launcher, Server
 
 VERSIONS = ("1.6", "2.0.1", "2.1")
 
@@ -56,6 +56,7 @@ def plans() -> dict[str, Plan]:
             10,
             sustained_warmup_s=SUSTAINED_WARMUP_S,
             sustained_s=SUSTAINED_S,
+            fill_memory=True,
         ),
     }
 
@@ -67,6 +68,8 @@ SUSTAINED_S = 30.0
 
 
 SERVERS = ("csms", "reference", "echo")
+STORING = ("csms",)
+"""Servers that write a stream: the page-cache fill (``Plan.fill_memory``) concerns only them."""
 FD_HEADROOM = 256
 """File descriptors a server or the simulator needs besides the stations' sockets."""
 FAILURES = (RuntimeError, OSError, TimeoutError, subprocess.SubprocessError, msgspec.DecodeError)
@@ -81,11 +84,60 @@ def _attempt(result: ServerResult, what: str, step: Callable[[], None]) -> None:
         print(f"  {result.name} {what} FAILED: {err}", file=sys.stderr)
 
 
-def steps(plan: Plan) -> int:
-    """Steps of one server (for the progress display): idle, throughput rows, sustained, half
-    rate."""
-    sustained = 1 if plan.sustained_s > 0 else 0
+def _fills(plan: Plan, name: str) -> bool:
+    return plan.fill_memory and plan.sustained_s > 0 and name in STORING
+
+
+def steps(plan: Plan, name: str) -> int:
+    """Steps of one server (for the progress display): idle, throughput rows, sustained (twice
+    around a fill for a storing server), half rate."""
+    sustained = (2 if _fills(plan, name) else 1) if plan.sustained_s > 0 else 0
     return 1 + len(plan.versions) * len(plan.throughput_stations) + sustained + 1
+
+
+def _fill_path(options: scenarios.SimOptions) -> Path:
+    return options.scratch / "page-cache-fill"
+
+
+def _sustained(
+    name: str,
+    plan: Plan,
+    server: Server,
+    options: scenarios.SimOptions,
+    progress: Progress,
+    result: ServerResult,
+) -> None:
+    """The sustained window; a storing server's twice (``Plan.fill_memory``): on the memory as
+    found, then after filling the free memory with page cache."""
+    stations = max(plan.throughput_stations)
+    window = (
+        f"{name}: {HEADLINE_VERSION} sustained, {plan.sustained_s:.0f} s after "
+        f"{plan.sustained_warmup_s:.0f} s, {stations} stations"
+    )
+
+    def once(as_found: bool) -> None:
+        run = scenarios.throughput(
+            server, stations, plan.sustained_s, plan.sustained_warmup_s, options
+        )
+        if as_found:
+            result.sustained_as_found = run
+        else:
+            result.sustained = run
+        what = "sustained, memory as found" if as_found else "sustained"
+        print(f"  {name} {what}: {report.run_summary(run)}", file=sys.stderr)
+
+    def fill() -> None:
+        result.fill = host_memory.fill_page_cache(_fill_path(options))
+        print(f"  page cache fill: {report.fill_summary(result.fill)}", file=sys.stderr)
+
+    if _fills(plan, name):
+        progress.step(f"{window}, memory as found")
+        _attempt(result, "sustained as found", functools.partial(once, True))
+        progress.step(f"{window}, after filling the free memory with page cache")
+        _attempt(result, "page cache fill", fill)
+    else:
+        progress.step(window)
+    _attempt(result, "sustained", functools.partial(once, False))
 
 
 def measure(
@@ -120,14 +172,6 @@ def measure(
                 file=sys.stderr,
             )
 
-        def sustained() -> None:
-            stations = max(plan.throughput_stations)
-            run = scenarios.throughput(
-                server, stations, plan.sustained_s, plan.sustained_warmup_s, options
-            )
-            result.sustained = run
-            print(f"  {name} sustained: {report.run_summary(run)}", file=sys.stderr)
-
         def half_rate() -> None:
             stations = plan.half_rate_stations
             rate = result.max_rate / 2 / stations
@@ -145,16 +189,13 @@ def measure(
                 step = functools.partial(full_speed, stations, version)
                 _attempt(result, f"throughput {version} {stations}", step)
         if plan.sustained_s > 0:
-            progress.step(
-                f"{name}: {HEADLINE_VERSION} sustained, {plan.sustained_s:.0f} s after "
-                f"{plan.sustained_warmup_s:.0f} s, {max(plan.throughput_stations)} stations"
-            )
-            _attempt(result, "sustained", sustained)
+            _sustained(name, plan, server, options, progress, result)
         progress.step(f"{name}: latency at half its best {HEADLINE_VERSION} rate")
         if result.max_rate > 0:
             _attempt(result, "half rate", half_rate)
     finally:
         launcher.stop_all()
+        _fill_path(options).unlink(missing_ok=True)
     return result
 
 
@@ -249,7 +290,7 @@ def main(argv: list[str]) -> int:
         realtime, scratch, 0.2 if size == "smoke" else scenarios.SETTLE_S
     )
     names = args.servers.split(",")
-    progress = Progress(steps(plan) * len(names))
+    progress = Progress(sum(steps(plan, name) for name in names))
     try:
         run.servers.extend(measure(name, plan, launcher, options, progress) for name in names)
     finally:

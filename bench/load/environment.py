@@ -8,6 +8,7 @@ import subprocess
 from importlib.metadata import version
 from pathlib import Path
 
+from bench.load.host_memory import free_page_reporting
 from csms.protocol import core_version
 from streams.embedded import nats_environment, nats_server_binary
 
@@ -53,6 +54,7 @@ def environment(realtime: bool) -> dict[str, str]:
         "nats-server Go runtime": " ".join(
             f"{k}={v}" for k, v in nats_environment().items() if k in ("GOGC", "GOMEMLIMIT")
         ),
+        "free page reporting to the host": free_page_reporting(),
         "scheduling": "SCHED_FIFO 1 (chrt -f 1)" if realtime else "SCHED_OTHER (normal)",
         "load_average_start": load_average(),
     }

@@ -13,6 +13,7 @@ HEADLINE_VERSION = "1.6"
 
 __all__ = [
     "HEADLINE_VERSION",
+    "Fill",
     "IdleResult",
     "Latency",
     "Plan",
@@ -48,6 +49,18 @@ class IdleResult(msgspec.Struct, frozen=True):
         return delta * 1024 / max(self.connected, 1)
 
 
+class Fill(msgspec.Struct, frozen=True):
+    """A page-cache fill before a sustained window (``bench.load.host_memory``)."""
+
+    bytes: int
+    seconds: float
+    free_before: int
+    """MemFree before the fill (bytes)."""
+    limited_by: str
+    """``memory`` (free memory minus what is left free) or ``disk`` (free disk minus the
+    streams' reserve)."""
+
+
 class ServerResult(msgspec.Struct):
     name: str
     label: str
@@ -55,7 +68,12 @@ class ServerResult(msgspec.Struct):
     half_rate: SimResult | None = None
     sustained: SimResult | None = None
     """The headline rate over a window that starts minutes into the run (``Plan.sustained_*``):
-    what the server keeps up, its storage's steady state included."""
+    what the server keeps up, its storage's steady state included. With ``Plan.fill_memory``
+    it runs after ``fill``, the machine's memory in use as on a server that has run a while."""
+    sustained_as_found: SimResult | None = None
+    """With ``Plan.fill_memory``, for a server that stores: the same window before the fill,
+    on the memory as the machine had it (free pages the host backs again on first touch)."""
+    fill: Fill | None = None
     idle: IdleResult | None = None
     failures: list[str] = msgspec.field(default_factory=list)
     """Scenarios that could not be measured, with the reason."""
@@ -88,6 +106,9 @@ class Plan(msgspec.Struct, frozen=True):
     falls during its first minutes as nats-server's stream and duplicate table grow (page
     cache writeback, heap growth); a short window after a short warm-up misses that."""
     sustained_s: float = 0.0
+    fill_memory: bool = False
+    """Before a storing server's sustained window, fill the free memory with page cache
+    (``bench.load.host_memory``) and run the window twice: as found, then filled."""
 
 
 class Run(Report):
