@@ -34,7 +34,7 @@ def test_the_fill_leaves_the_streams_their_disk(
     monkeypatch.setattr(host_memory, "mem_free", lambda: 64 * host_memory.GIB)
     real = shutil.disk_usage(tmp_path)
     room = real._replace(free=host_memory.DISK_RESERVE + host_memory.CHUNK)
-    monkeypatch.setattr(host_memory.shutil, "disk_usage", lambda _: room)
+    monkeypatch.setattr(shutil, "disk_usage", lambda _: room)
     fill = host_memory.fill_page_cache(tmp_path / "fill")
     assert fill.bytes == host_memory.CHUNK
     assert fill.limited_by == "disk"
