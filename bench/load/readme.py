@@ -54,13 +54,14 @@ def _header(run: Run) -> list[str]:
             "stations (csms's rate falls during its first minutes as nats-server's stream "
             "grows; the short windows above come before that). "
             + (
-                "csms, which stores, runs that window twice: on the memory as the machine had "
-                "it, then after a scratch file has filled the free memory with clean page "
-                "cache (`bench.load.host_memory`), the state of a server that has run a "
-                "while; on this VM free memory goes back to the host and its first touch "
-                "costs several times a backed page's, so a stream growing into free memory "
-                "pays a price a full one does not. The bar reads the second window, the "
-                "first is shown beside it. "
+                "csms, which stores, runs that window twice: first on the memory as the machine "
+                "had it, then on memory in use, the state of a server that has run a while "
+                "(a scratch file first fills whatever memory is still free with clean page "
+                "cache, `bench.load.host_memory`). On this VM free memory goes back to the "
+                "host, and the first write to such a page costs several times a backed "
+                "page's (bench/README.md, *Sustained rate (session 8)*): a stream growing "
+                "into free memory pays a price a server whose memory is in use does not. "
+                "The bar reads the second window and shows the first beside it. "
                 if plan.fill_memory
                 else ""
             )

@@ -221,7 +221,7 @@ def bar(run: Run) -> list[str]:
         how = (
             f"sustained: {_n(ours_rate)}/s over {held.duration_s:.0f} s after "
             f"{run.plan.sustained_warmup_s:.0f} s at {held.stations} stations"
-            + (", memory in use (page cache filled first)" if ours.fill else "")
+            + (", memory in use" if ours.fill else "")
             + f" (best short window: {_n(top.answered_per_s)}/s)"
         )
         theirs = "sustained "
