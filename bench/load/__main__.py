@@ -63,7 +63,7 @@ def plans() -> dict[str, Plan]:
 
 SUSTAINED_WARMUP_S = 150.0
 """Longer than JetStream's 120 s duplicate window (its table at full size) and than the first
-minute in which the page cache's writeback starts (bench/README.md: sustained rate)."""
+minutes in which the stream grows into free memory (bench/README.md: sustained rate)."""
 SUSTAINED_S = 30.0
 
 

@@ -103,8 +103,9 @@ class Plan(msgspec.Struct, frozen=True):
     """OCPP versions of the throughput rows (idle memory and half rate: the headline's only)."""
     sustained_warmup_s: float = 0.0
     """Seconds at full speed before the sustained window (0: no sustained run). csms's rate
-    falls during its first minutes as nats-server's stream and duplicate table grow (page
-    cache writeback, heap growth); a short window after a short warm-up misses that."""
+    falls during its first minutes as nats-server's stream and duplicate table grow (on this VM
+    mostly the first write to memory the host took back: ``bench.load.host_memory``); a short
+    window after a short warm-up misses that."""
     sustained_s: float = 0.0
     fill_memory: bool = False
     """Before a storing server's sustained window, fill the free memory with page cache
