@@ -16,6 +16,7 @@ from typing import Any
 import msgspec
 
 from bench.load.environment import load_average
+from bench.load.host_memory import GIB
 from bench.load.model import HEADLINE_VERSION, Fill, Report, Run, ServerResult, SimResult
 from bench.plots import render_safely
 from bench.sections import write_section
@@ -181,10 +182,9 @@ def run_summary(run: SimResult) -> str:
 
 
 def fill_summary(fill: Fill) -> str:
-    gib = 1 << 30
     return (
-        f"{fill.bytes / gib:.1f} GiB in {fill.seconds:.0f} s (MemFree before: "
-        f"{fill.free_before / gib:.1f} GiB; limited by {fill.limited_by})"
+        f"{fill.bytes / GIB:.1f} GiB in {fill.seconds:.0f} s (MemFree before: "
+        f"{fill.free_before / GIB:.1f} GiB; limited by {fill.limited_by})"
     )
 
 
@@ -363,12 +363,12 @@ def sustained_table(run: Run) -> list[str]:
             f"| {_n(held.answered_per_s)} | {_n(short)} "
             f"| {_pct(held.answered_per_s / short) if short else '—'} |"
         )
-    fills = [f"{s.name}: {fill_summary(s.fill)}" for s, _, _ in windows if s.fill is not None]
+    fills = [f"{s.name}: {fill_summary(s.fill)}" for s in run.servers if s.fill is not None]
     if fills:
         lines += [
             "",
             "Page-cache fill before the *in use* window (`bench.load.host_memory`): "
-            + "; ".join(dict.fromkeys(fills))
+            + "; ".join(fills)
             + ".",
         ]
     rows = [(f"{s.name} ({memory})" if s.fill else s.name, held) for s, memory, held in windows]
