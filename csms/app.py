@@ -38,6 +38,7 @@ from csms.handlers.context import HandlerContext
 from csms.ports import EventSink
 from csms.protocol import SUPPORTED_VERSIONS, CodecOptions, codec_for
 from csms.settings import Settings
+from csms.workers import WorkerGroup, worker_settings
 from streams import event_writer
 from streams.commands import CommandServer
 from streams.embedded import EmbeddedNats
@@ -78,14 +79,19 @@ class Running:
     """The projector child process and the store the API reads (None: analytics unavailable)."""
     renewals: ExpiredCertificateRenewals | None = None
     """A18 renewals of expired certificates (None: no CA key, such stations are refused)."""
+    workers: WorkerGroup | None = None
+    """The other gateway processes of ``--workers N`` (None: this process is the only one)."""
 
     @property
     def healthy(self) -> bool:
         return self.nc.is_connected and self.publisher.healthy and not self.stopping.is_set()
 
     async def stop(self) -> None:
-        """Drain: stop accepting, close sessions with 1001, flush NATS, stop the child."""
+        """Drain: stop accepting, close sessions with 1001, flush NATS, stop the children."""
         self.stopping.set()
+        workers = None  # they drain beside this process, and are gone before its NATS
+        if self.workers is not None:
+            workers = asyncio.get_running_loop().create_task(self.workers.stop())
         if self.renewals is not None:
             await self.renewals.stop()
         if self.commands is not None:
@@ -95,18 +101,14 @@ class Running:
             await self.publisher.close()  # after the drain: every session's events are stored
         if self.commands is not None:
             await self.commands.stop()  # running ones answer: their sessions closed
-        if self.presence is not None:
-            await self.presence.stop()
-        if self.api is not None:
-            await self.api.stop()
-        if self.services is not None:
-            await self.services.stop()
-        if self.tokens is not None:
-            await self.tokens.stop()
-        if self.registry is not None:
-            await self.registry.stop()
-        if self.projections is not None:  # after the drain and the API: nothing reads it now
-            await self.projections.stop()
+        # then the rest in this order; the projector after the drain and the API: nothing
+        # reads it now
+        for part in (self.presence, self.api, self.services, self.tokens, self.registry,
+                     self.projections):  # fmt: skip
+            if part is not None:
+                await part.stop()
+        if workers is not None:
+            await workers
         with contextlib.suppress(Exception):
             await self.nc.drain()
         if self.embedded is not None:
@@ -231,6 +233,7 @@ async def start(settings: Settings) -> Running:
             boot_timeout_s=settings.boot_timeout_s,
             tls_port=settings.tls_port,
             max_pending_handshakes_per_address=settings.max_pending_handshakes_per_address,
+            reuse_port=settings.reuse_port or settings.workers > 1,
         ),
         auth=auth,
         tls=_tls_context(settings),
@@ -265,13 +268,29 @@ async def start(settings: Settings) -> Running:
 
         gateway.on_probation = on_probation
         running.renewals = renewals
+    if settings.workers > 1:
+        running.workers = await _start_workers(settings, gateway, node_id, url)
     if settings.projections:
         clickhouse_url = settings.clickhouse_url or default_clickhouse_url(settings.data_dir)
         running.projections = await start_projector_process(
             _projector_command(url, clickhouse_url), clickhouse_url
         )
-    running.services, running.api = await _serve_api(running)
+    if settings.api:
+        running.services, running.api = await _serve_api(running)
     return running
+
+
+async def _start_workers(
+    settings: Settings, gateway: Gateway, node_id: str, nats_url: str
+) -> WorkerGroup:
+    """The other ``settings.workers - 1`` gateway processes, on this one's ports and NATS."""
+    tls_port = gateway.tls_port if gateway.tls is not None else None
+    group = WorkerGroup([
+        worker_settings(settings, i, node_id, nats_url, gateway.port, tls_port)
+        for i in range(1, settings.workers)
+    ])  # fmt: skip
+    await group.start()
+    return group
 
 
 RENEWED = "certificate renewed: reconnect with the new certificate"
@@ -356,11 +375,14 @@ async def _serve_api(running: Running) -> tuple[ApiServices, ApiServer]:
     settings = running.settings
 
     def health() -> dict[str, bool]:
-        return {
+        components = {
             "ocpp_listener": not running.stopping.is_set(),
             "nats": running.nc.is_connected,
             "stream": running.publisher.healthy,
         }
+        if running.workers is not None:
+            components["gateway_workers"] = running.workers.running
+        return components
 
     services = await ApiServices.open(
         running.nc,
@@ -381,6 +403,21 @@ async def _serve_api(running: Running) -> tuple[ApiServices, ApiServer]:
 async def serve(settings: Settings) -> None:
     """Run until SIGTERM/SIGINT, then drain within 10 s."""
     running = await start(settings)
+    if not settings.api:  # a child of a --workers group (csms.workers waits for this line)
+        print(f"csms: worker {running.gateway.session_config.node_id} listening", flush=True)
+    else:
+        _print_banner(running)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("draining")
+    await asyncio.wait_for(running.stop(), 10)
+
+
+def _print_banner(running: Running) -> None:
+    settings = running.settings
     print(f"csms: OCPP on ws://{settings.host}:{running.gateway.port}/ocpp/{{stationId}}")
     if running.gateway.tls is not None:
         print(f"csms: OCPP on wss://{settings.host}:{running.gateway.tls_port}/ocpp/{{stationId}}")
@@ -390,10 +427,7 @@ async def serve(settings: Settings) -> None:
     if running.services is not None and not running.services.keys.required:
         print("csms: no API key configured: the API is OPEN (csms apikey add NAME)")
     print(f"csms: NATS {running.nats_url}" + (" (embedded)" if running.embedded else ""))
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    log.info("draining")
-    await asyncio.wait_for(running.stop(), 10)
+    if running.workers is not None:
+        print(f"csms: {settings.workers} gateway processes on the OCPP port "
+              f"(this one and {', '.join(map(str, running.workers.pids))})")  # fmt: skip
+    sys.stdout.flush()

@@ -85,6 +85,7 @@ def _serve(args: argparse.Namespace) -> int:
         "nats_url": args.nats_url,
         "clickhouse_url": args.clickhouse_url,
         "unknown_stations": args.unknown_stations,
+        "workers": args.workers,
     }
     config = settings.load(Path(args.config) if args.config else None, overrides)
     _tune_gc()
@@ -148,6 +149,9 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, Command]]:
     serve.add_argument("--nats-url")
     serve.add_argument("--clickhouse-url")
     serve.add_argument("--config", help="a csms.toml file")
+    serve.add_argument(
+        "--workers", type=int, help="gateway processes sharing the OCPP port (default 1)"
+    )
     api_cli.add_parsers(sub)
     serve.add_argument(
         "--unknown-stations",

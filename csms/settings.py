@@ -63,6 +63,16 @@ class Settings:
     cso_name: str | None = None
     """Profile 3: the O station certificates must carry (A00.FR.404); unset: not checked."""
     max_pending_handshakes_per_address: int = 50
+    workers: int = 1
+    """Gateway processes serving the OCPP port(s) together (SO_REUSEPORT: the kernel spreads new
+    connections over them), all on one NATS: this process (with the API and the projector) and
+    ``workers - 1`` children it starts with these settings, restarts if they die and drains
+    with itself. More cores used, and each process has its own open-files limit."""
+    reuse_port: bool = False
+    """Listen with SO_REUSEPORT (set for every process of a ``workers`` group; also for gateway
+    processes an operator starts side by side on one port)."""
+    api: bool = True
+    """Serve the operator API in this process (off in the children of a ``workers`` group)."""
 
 
 def _coerce(name: str, value: Any) -> Any:
@@ -98,4 +108,7 @@ def load(config_file: Path | None, overrides: dict[str, Any]) -> Settings:
         if env is not None:
             values[name] = env
     values.update({k: v for k, v in overrides.items() if v is not None})
-    return dataclasses.replace(Settings(), **{k: _coerce(k, v) for k, v in values.items()})
+    settings = dataclasses.replace(Settings(), **{k: _coerce(k, v) for k, v in values.items()})
+    if settings.workers < 1:
+        raise ValueError(f"workers is at least 1 (got {settings.workers})")
+    return settings

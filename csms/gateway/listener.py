@@ -150,6 +150,9 @@ class ListenerOptions:
     """picows' own keep-alive (a task per connection); off: the gateway's sweeper pings."""
     auto_pong: bool = True
     """picows answers every ping; off: the session answers them within a ``PingBudget``."""
+    reuse_port: bool = False
+    """SO_REUSEPORT: several processes listen on one port and the kernel spreads new
+    connections over them (``csms serve --workers``)."""
 
 
 UpgradeCallback = Callable[[WSUpgradeRequest, Peer], Upgrade]
@@ -420,6 +423,7 @@ async def listen(
             return _TlsAcceptor(make, limits)
 
     server: asyncio.Server = await aiofastnet.create_server(
-        loop, factory, host=host, port=port, backlog=LISTEN_BACKLOG
-    )
+        loop, factory, host=host, port=port, backlog=LISTEN_BACKLOG,
+        reuse_port=options.reuse_port or None,
+    )  # fmt: skip
     return server

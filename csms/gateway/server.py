@@ -50,6 +50,8 @@ class GatewayConfig:
     tls_port: int | None = None
     """wss:// listener (profiles 2/3) when a TLS context is given; 0 picks a free port."""
     max_pending_handshakes_per_address: int = MAX_PENDING_HANDSHAKES_PER_ADDRESS
+    reuse_port: bool = False
+    """Listen with SO_REUSEPORT, beside the other processes of a ``--workers`` group."""
 
 
 class Gateway:
@@ -107,6 +109,7 @@ class Gateway:
             max_frame_bytes=any_codec.max_frame_bytes,
             read_buffer_bytes=self.config.read_buffer_bytes,
             auto_pong=False,  # sessions answer pings within a PingBudget (D8)
+            reuse_port=self.config.reuse_port,
         )
         host, port = self.config.host, self.config.port
         self._pending = PendingHandshakes(self.config.max_pending_handshakes_per_address)

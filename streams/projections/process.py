@@ -80,7 +80,7 @@ async def start_projector_process(
     path = os.path.join(socket_dir, "store.sock") if socket_dir else ""
     argv = [*command, "--store-socket", path] if path else command
     process = await asyncio.create_subprocess_exec(
-        *argv, stdout=asyncio.subprocess.PIPE, preexec_fn=_end_with_parent
+        *argv, stdout=asyncio.subprocess.PIPE, preexec_fn=end_with_parent
     )
     ready = asyncio.Event()
     relay = asyncio.get_running_loop().create_task(_relay(process, ready))
@@ -98,7 +98,7 @@ async def start_projector_process(
     return ProjectorProcess(store, process, socket_dir, relay=relay)
 
 
-def _end_with_parent() -> None:
+def end_with_parent() -> None:
     """In the child, before exec: SIGTERM when the parent dies (Linux), so a killed ``csms
     serve`` never leaves a projector holding the chDB directory its restart needs."""
     with contextlib.suppress(OSError, AttributeError):

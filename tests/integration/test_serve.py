@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import sys
 from pathlib import Path
 
+import msgspec
+import nats
+
 from streams.embedded import EmbeddedNats, free_port
+from streams.presence import StationPresence
+from streams.presence import open_bucket as open_presence
 from tests.integration.station import Station
 
 NOW = "2026-11-21T10:00:00Z"
@@ -71,3 +77,107 @@ async def test_two_serve_processes_share_transaction_ids_and_drain_on_sigterm(
             if gateway.process.returncode is None:
                 gateway.process.kill()
                 await gateway.process.wait()
+
+
+async def _lines(process: asyncio.subprocess.Process, into: asyncio.Queue[str]) -> None:
+    assert process.stdout is not None
+    while line := await process.stdout.readline():
+        into.put_nowait(line.decode())
+
+
+async def _line_with(lines: asyncio.Queue[str], text: str, timeout_s: float = 30) -> str:
+    async def find() -> str:
+        while text not in (line := await lines.get()):
+            pass
+        return line
+
+    return await asyncio.wait_for(find(), timeout_s)
+
+
+async def _connected_nodes(nats_url: str, stations: list[str]) -> dict[str, str]:
+    """Station → node of its open session, as presence has it once all of them are written
+    (awaited on a watch of the bucket: presence is written beside the session, not before)."""
+    nc = await nats.connect(nats_url)
+    try:
+        kv = await open_presence(nc.jetstream())
+        watcher = await kv.watch("st.>")
+        nodes: dict[str, str] = {}
+
+        async def collect() -> None:
+            while len(nodes) < len(stations):
+                entry = await watcher.updates(timeout=10)  # type: ignore[no-untyped-call]
+                if entry is None or not entry.value:
+                    continue
+                presence = msgspec.json.decode(entry.value, type=StationPresence)
+                if presence.station_id in stations and presence.connected:
+                    nodes[presence.station_id] = presence.node_id
+
+        await asyncio.wait_for(collect(), 15)
+        await watcher.stop()  # type: ignore[no-untyped-call]
+        return nodes
+    finally:
+        await nc.close()
+
+
+async def _boot(url: str, name: str) -> tuple[Station, int]:
+    station = await Station.connect(f"{url}/{name}", "ocpp1.6")
+    boot = {"chargePointVendor": "V", "chargePointModel": "M"}
+    assert (await station.call("BootNotification", boot))[2]["status"] == "Accepted"
+    start = {"connectorId": 1, "idTag": "T", "meterStart": 0, "timestamp": NOW}
+    answer = await station.call("StartTransaction", start)
+    return station, answer[2]["transactionId"]
+
+
+async def test_workers_share_the_port_restart_a_killed_one_and_drain_together(
+    tmp_path: Path, nats_server: EmbeddedNats
+) -> None:
+    """``csms serve --workers 2``: two processes on one port (SO_REUSEPORT), both answering;
+    a SIGKILLed worker is restarted under its node id; SIGTERM drains both with 1001."""
+    ocpp_port = free_port()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "csms", "serve", "--workers", "2", "--host", "127.0.0.1",
+        "--ocpp-port", str(ocpp_port), "--api-port", str(free_port()),
+        "--data-dir", str(tmp_path / "w"), "--nats-url", nats_server.url,
+        env={**os.environ, "CSMS_NODE_ID": "gw", "CSMS_PROJECTIONS": "false"},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    lines: asyncio.Queue[str] = asyncio.Queue()
+    reader = asyncio.get_running_loop().create_task(_lines(process, lines))
+    url = f"ws://127.0.0.1:{ocpp_port}/ocpp"
+    stations: list[Station] = []
+    try:
+        group = await _line_with(lines, "gateway processes on the OCPP port")
+        child = int(group.rstrip().rstrip(")").rsplit(" ", 1)[1])
+        names = [f"WK{i}" for i in range(12)]
+        ids = []
+        for name in names:
+            station, transaction_id = await _boot(url, name)
+            stations.append(station)
+            ids.append(transaction_id)
+        assert len(set(ids)) == 12
+        nodes = await _connected_nodes(nats_server.url, names)
+        assert set(nodes.values()) == {"gw", "gw-w1"}  # 12 connections: both took some
+
+        os.kill(child, signal.SIGKILL)
+        on_child = [s for s, n in zip(stations, names, strict=True) if nodes[n] == "gw-w1"]
+        for station in on_child:
+            await asyncio.wait_for(station.listener.closed.wait(), 10)
+        await _line_with(lines, "csms: worker gw-w1 listening")  # restarted
+        more = [f"WL{i}" for i in range(12)]
+        stations.extend([(await _boot(url, name))[0] for name in more])
+        assert set((await _connected_nodes(nats_server.url, more)).values()) == {"gw", "gw-w1"}
+
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(process.wait(), 10) == 0
+        for station in stations:
+            if station in on_child:
+                continue
+            await asyncio.wait_for(station.listener.closed.wait(), 5)
+            received = station.transport.close_handshake.recv
+            assert received is not None
+            assert received.code.value == 1001
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+        reader.cancel()
