@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import functools
 import os
 import resource
@@ -44,7 +45,17 @@ def plans() -> dict[str, Plan]:
     scenario = fleet_scenarios.load(scenarios.SCENARIO)
     window, warmup = scenario.duration_s, scenario.warmup_s
     return {
-        "smoke": Plan([10], 1.0, 0.3, 10, 20, 5, sustained_warmup_s=0.5, sustained_s=1.0),
+        "smoke": Plan(
+            [10],
+            1.0,
+            0.3,
+            10,
+            20,
+            5,
+            sustained_warmup_s=0.5,
+            sustained_s=1.0,
+            idle_group_stations=20,
+        ),
         "quick": Plan([50], 3.0, 0.5, 50, 200, 10),
         "default": Plan([50, 200], window, warmup, 200, 2_000, 10),
         "full": Plan(
@@ -57,6 +68,7 @@ def plans() -> dict[str, Plan]:
             sustained_warmup_s=SUSTAINED_WARMUP_S,
             sustained_s=SUSTAINED_S,
             fill_memory=True,
+            idle_group_stations=20_000,
         ),
     }
 
@@ -92,7 +104,43 @@ def steps(plan: Plan, name: str) -> int:
     """Steps of one server (for the progress display): idle, throughput rows, sustained (twice
     around a fill for a storing server), half rate."""
     sustained = (2 if _fills(plan, name) else 1) if plan.sustained_s > 0 else 0
-    return 1 + len(plan.versions) * len(plan.throughput_stations) + sustained + 1
+    group = 1 if _groups(plan, name) else 0
+    return group + 1 + len(plan.versions) * len(plan.throughput_stations) + sustained + 1
+
+
+def _groups(plan: Plan, name: str) -> bool:
+    return plan.idle_group_stations > 0 and name == "csms"
+
+
+def _idle_group(
+    plan: Plan,
+    launcher: Launcher,
+    options: scenarios.SimOptions,
+    progress: Progress,
+    result: ServerResult,
+) -> None:
+    """csms's idle memory at ``plan.idle_group_stations`` with a ``--workers`` group, on an
+    instance (and a scratch directory) of its own, stopped before the other scenarios."""
+    workers = plan.idle_group_workers
+    progress.step(f"csms: idle memory, {plan.idle_group_stations:,} stations, {workers} workers")
+    scratch = options.scratch / "workers"
+    scratch.mkdir(exist_ok=True)
+    group = dataclasses.replace(launcher, scratch=scratch, children=[])
+
+    def idle() -> None:
+        server = group.csms(workers)
+        result.idle_group = scenarios.idle_memory(
+            server, plan.idle_group_stations, plan.warm_stations, options, simulators=workers
+        )
+        per = result.idle_group.gateway_bytes("csms") / 1024
+        print(f"  csms idle, {workers} workers: {per:.1f} KB per connection", file=sys.stderr)
+
+    try:
+        _attempt(result, f"idle {plan.idle_group_stations} with {workers} workers", idle)
+    finally:
+        group.stop_all()
+        for data in ("nats", "csms"):
+            shutil.rmtree(scratch / data, ignore_errors=True)
 
 
 def _fill_path(options: scenarios.SimOptions) -> Path:
@@ -148,6 +196,8 @@ def measure(
     progress: Progress,
 ) -> ServerResult:
     result = ServerResult(name, report.LABELS[name])
+    if _groups(plan, name):
+        _idle_group(plan, launcher, options, progress, result)
     try:
         server = launcher.start(name)
     except FAILURES as err:

@@ -48,6 +48,12 @@ class IdleResult(msgspec.Struct, frozen=True):
         delta = self.rss_after_kb[name] - self.rss_before_kb[name]
         return delta * 1024 / max(self.connected, 1)
 
+    def gateway_bytes(self, server: str) -> float:
+        """Per connection, all of ``server``'s own processes (csms ``--workers``: each
+        gateway process, ``csms-w1``...; not its nats-server)."""
+        names = [n for n in self.rss_after_kb if n == server or n.startswith(f"{server}-w")]
+        return sum(self.per_connection_bytes(n) for n in names)
+
 
 class Fill(msgspec.Struct, frozen=True):
     """A page-cache fill before a sustained window (``bench.load.host_memory``)."""
@@ -75,6 +81,8 @@ class ServerResult(msgspec.Struct):
     on the memory as the machine had it (free pages the host backs again on first touch)."""
     fill: Fill | None = None
     idle: IdleResult | None = None
+    idle_group: IdleResult | None = None
+    """csms with ``Plan.idle_group_workers`` gateway processes at ``Plan.idle_group_stations``."""
     failures: list[str] = msgspec.field(default_factory=list)
     """Scenarios that could not be measured, with the reason."""
 
@@ -110,6 +118,11 @@ class Plan(msgspec.Struct, frozen=True):
     fill_memory: bool = False
     """Before a storing server's sustained window, fill the free memory with page cache
     (``bench.load.host_memory``) and run the window twice: as found, then filled."""
+    idle_group_stations: int = 0
+    """csms only, first: idle memory again at this N with ``idle_group_workers`` gateway
+    processes (``csms serve --workers``) and as many simulator processes. The open-files limit
+    is per process: here one process cannot hold 20,000 sockets, a group can. 0: not run."""
+    idle_group_workers: int = 2
 
 
 class Run(Report):

@@ -73,7 +73,17 @@ def _header(run: Run) -> list[str]:
         "best rate. Idle memory: VmRSS of each server process with "
         f"{plan.warm_stations} booted stations, then with {plan.idle_stations:,} more booted (no "
         "transaction) "
-        "and idle; per connection = ΔRSS / N. Order, on one instance of each server: idle "
+        "and idle; per connection = ΔRSS / N. "
+        + (
+            f"csms also with `--workers {plan.idle_group_workers}` at "
+            f"N = {plan.idle_group_stations:,}, opened by {plan.idle_group_workers} simulator "
+            "processes, on an instance of its own started first: the open-files limit is per "
+            "process, and one process of each side cannot hold 20,000 sockets here; per "
+            "connection = the gateway processes' ΔRSS summed / N. "
+            if plan.idle_group_stations
+            else ""
+        )
+        + "Order, on one instance of each server: idle "
         "memory, throughput at each station count, sustained, half rate; after each step the "
         "harness "
         "waits until the server's processes are quiet (under 5 % of a core over 0.5 s, at "
@@ -128,7 +138,7 @@ def _notes(run: Run) -> list[str]:
                 f"stations): {split}. Where the csms process spends it: the profile section "
                 "below (`python -m bench.load.profile`)."
             )
-    if run.plan.idle_stations < 20_000:
+    if run.plan.idle_stations < 20_000 and not run.plan.idle_group_stations:
         notes.append(
             f"Idle memory was measured at N = {run.plan.idle_stations:,}, not at the issue's "
             f"20,000 (`--full` does 20,000, {_fd_cap()})."

@@ -17,7 +17,15 @@ import msgspec
 
 from bench.load.environment import load_average
 from bench.load.host_memory import GIB
-from bench.load.model import HEADLINE_VERSION, Fill, Report, Run, ServerResult, SimResult
+from bench.load.model import (
+    HEADLINE_VERSION,
+    Fill,
+    IdleResult,
+    Report,
+    Run,
+    ServerResult,
+    SimResult,
+)
 from bench.plots import render_safely
 from bench.sections import write_section
 
@@ -33,6 +41,7 @@ LABELS = {
 BAR_RATIO_REFERENCE = 30.0
 BAR_SHARE_ECHO = 0.40
 BAR_BYTES_PER_CONNECTION = 16 * 1024
+BAR_CONNECTIONS = 20_000
 BAR_P99_MS = 20.0
 SIM_BOUND = 0.9
 """A simulator busier than this on its core may be what limits the rate it measures."""
@@ -258,14 +267,7 @@ def bar(run: Run) -> list[str]:
             f"{_n(echo.sustained_rate)}/s{clean}{also} | {_met(share >= BAR_SHARE_ECHO)} |"
         )
     if ours.idle is not None:
-        per = ours.idle.per_connection_bytes("csms")
-        nats = ours.idle.per_connection_bytes("nats-server")
-        lines.append(
-            f"| memory per idle connection ≤ 16 KB at 20,000 | {per / 1024:.1f} KB (csms process) "
-            f"at N = {ours.idle.connected:,}; its nats-server: {nats / 1024:+.1f} KB "
-            f"| {_met(per <= BAR_BYTES_PER_CONNECTION)}"
-            f"{'' if ours.idle.connected >= 20_000 else ' (at a smaller N)'} |"
-        )
+        lines.append(_idle_bar(ours.idle, ours.idle_group, run.plan.idle_group_workers))
     if ours.half_rate is not None:
         half = ours.half_rate
         lines.append(
@@ -385,19 +387,44 @@ def half_rate_table(run: Run) -> list[str]:
     return lines
 
 
+def _idle_bar(idle: IdleResult, group: IdleResult | None, workers: int) -> str:
+    """The memory row of the bar: one gateway process at the N it could hold, and, where
+    measured, a ``--workers`` group at the issue's 20,000."""
+    per = idle.per_connection_bytes("csms")
+    nats = idle.per_connection_bytes("nats-server")
+    text = (
+        f"{per / 1024:.1f} KB (csms process) at N = {idle.connected:,}; its nats-server: "
+        f"{nats / 1024:+.1f} KB"
+    )
+    met = per <= BAR_BYTES_PER_CONNECTION
+    at_n = idle.connected >= BAR_CONNECTIONS
+    if group is not None:
+        both = group.gateway_bytes("csms")
+        text += (
+            f"; {both / 1024:.1f} KB (the {workers} csms processes of `--workers {workers}`) "
+            f"at N = {group.connected:,} of {group.stations:,}"
+        )
+        met = met and both <= BAR_BYTES_PER_CONNECTION
+        at_n = at_n or group.connected >= BAR_CONNECTIONS
+    verdict = _met(met) + ("" if at_n else " (at a smaller N)")
+    return f"| memory per idle connection ≤ 16 KB at 20,000 | {text} | {verdict} |"
+
+
 def idle_table(run: Run) -> list[str]:
     lines = [
         "| server | process | N connected | RSS before KB | RSS after KB | per connection KB |",
         "|---|---|--:|--:|--:|--:|",
     ]
     for s in run.servers:
-        if s.idle is None:
-            continue
-        for name in s.idle.rss_after_kb:
-            before, after = s.idle.rss_before_kb[name], s.idle.rss_after_kb[name]
-            per = s.idle.per_connection_bytes(name) / 1024
-            lines.append(
-                f"| {s.name} | {name} | {s.idle.connected:,} of {s.idle.stations:,} "
-                f"| {before:,} | {after:,} | {per:.1f} |"
-            )
+        workers = f"{s.name} (`--workers {run.plan.idle_group_workers}`)"
+        for label, idle in ((s.name, s.idle), (workers, s.idle_group)):
+            if idle is None:
+                continue
+            for name in idle.rss_after_kb:
+                before, after = idle.rss_before_kb[name], idle.rss_after_kb[name]
+                per = idle.per_connection_bytes(name) / 1024
+                lines.append(
+                    f"| {label} | {name} | {idle.connected:,} of {idle.stations:,} "
+                    f"| {before:,} | {after:,} | {per:.1f} |"
+                )
     return lines

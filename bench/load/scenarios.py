@@ -111,34 +111,65 @@ def _line(stream: IO[bytes], timeout_s: float) -> str:
     return stream.readline().decode().strip()
 
 
-def idle_memory(server: Server, stations: int, warm: int, options: SimOptions) -> IdleResult:
-    """RSS of the server's processes with ``warm`` stations, then with ``warm + stations``."""
-    argv = _sim_argv(server, stations, f"{server.name}-idle-", ["--idle", "--warm", str(warm)])
-    log = options.scratch / f"sim-{server.name}-idle.log"
-    with log.open("wb") as err:
-        sim = subprocess.Popen(
-            pinned(argv, SIM_CPU, options.realtime),
-            cwd=ROOT,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=err,
-        )
-    assert sim.stdin is not None
-    assert sim.stdout is not None
+def idle_memory(
+    server: Server, stations: int, warm: int, options: SimOptions, simulators: int = 1
+) -> IdleResult:
+    """RSS of the server's processes with ``warm`` stations, then with ``warm + stations``,
+    opened by ``simulators`` processes (each has its own open-files limit), each an equal
+    share."""
+    sims: list[subprocess.Popen[bytes]] = []
     try:
-        _line(sim.stdout, CONNECT_ALLOWANCE_S)
+        for j in range(simulators):
+            share, extra = _share(stations, simulators, j), _share(warm, simulators, j)
+            tag = f"{server.name}-idle-" + (f"{j}-" if simulators > 1 else "")
+            argv = _sim_argv(server, share, tag, ["--idle", "--warm", str(extra)])
+            log = options.scratch / f"sim-{tag.rstrip('-')}.log"
+            with log.open("wb") as err:
+                sims.append(subprocess.Popen(
+                    pinned(argv, SIM_CPU, options.realtime), cwd=ROOT,
+                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err,
+                ))  # fmt: skip
+        for sim in sims:
+            _line(_out(sim), CONNECT_ALLOWANCE_S)
         time.sleep(options.settle_s)
         before = {name: rss_kb(pid) for name, pid in server.pids.items()}
-        sim.stdin.write(b"go\n")
-        sim.stdin.flush()
-        _line(sim.stdout, CONNECT_ALLOWANCE_S + stations / 100)
+        for sim in sims:
+            _in(sim).write(b"go\n")
+            _in(sim).flush()
+        for sim in sims:
+            _line(_out(sim), CONNECT_ALLOWANCE_S + stations / 100)
         time.sleep(2 * options.settle_s)
         after = {name: rss_kb(pid) for name, pid in server.pids.items()}
-        out = sim.communicate(b"close\n", timeout=CONNECT_ALLOWANCE_S)[0].decode()
+        outs = [
+            sim.communicate(b"close\n", timeout=CONNECT_ALLOWANCE_S)[0].decode() for sim in sims
+        ]
     finally:
-        if sim.poll() is None:
-            sim.kill()
-            sim.wait()
-    result = _decode(out, str(log))
+        for sim in sims:
+            if sim.poll() is None:
+                sim.kill()
+                sim.wait()
+    results = [_decode(out, str(options.scratch)) for out in outs]
+    errors: dict[str, int] = {}
+    for result in results:
+        for kind, count in result.errors.items():
+            errors[kind] = errors.get(kind, 0) + count
     settle(server, options.settle_s)
-    return IdleResult(result.stations, result.connected, warm, before, after, result.errors)
+    return IdleResult(
+        sum(r.stations for r in results), sum(r.connected for r in results), warm, before, after,
+        errors,
+    )  # fmt: skip
+
+
+def _share(total: int, parts: int, index: int) -> int:
+    """Part ``index`` of ``total`` split into ``parts`` (the first ones take the remainder)."""
+    return total // parts + (1 if index < total % parts else 0)
+
+
+def _in(sim: subprocess.Popen[bytes]) -> IO[bytes]:
+    assert sim.stdin is not None
+    return sim.stdin
+
+
+def _out(sim: subprocess.Popen[bytes]) -> IO[bytes]:
+    assert sim.stdout is not None
+    return sim.stdout

@@ -47,10 +47,12 @@ class Server:
     children: list[Child]
     api_url: str = ""
     """csms: its operator API (the lag benchmark reads the projections there)."""
+    workers: dict[str, int] = field(default_factory=dict)
+    """csms ``--workers N``: the gateway processes its first one started (name → pid)."""
 
     @property
     def pids(self) -> dict[str, int]:
-        return {c.name: c.process.pid for c in self.children}
+        return {**{c.name: c.process.pid for c in self.children}, **self.workers}
 
 
 def pinned(argv: list[str], cpu: int, realtime: bool) -> list[str]:
@@ -64,6 +66,12 @@ def _nofile(limit: int) -> Callable[[], None]:
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(limit, hard), hard))
 
     return raise_limit
+
+
+def child_pids(pid: int) -> list[int]:
+    """The children of ``pid`` in the order they were started."""
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        return sorted(int(word) for word in f.read().split())
 
 
 def rss_kb(pid: int) -> int:
@@ -130,7 +138,11 @@ class Launcher:
                     child.process.wait(STOP_TIMEOUT_S)
 
     # -- the three servers -----------------------------------------------------------
-    def csms(self) -> Server:
+    def csms(self, workers: int = 1) -> Server:
+        """csms on its own nats-server; ``workers`` gateway processes (``csms serve
+        --workers``), whose pids are read from the first one's children."""
+        if workers > 1 and self.projections:
+            raise ValueError("workers are measured without the projector (its pid would mix in)")
         store = self.scratch / "nats"
         nats_port = free_port(HOST)
         nats = self.launch(
@@ -151,6 +163,7 @@ class Launcher:
         config = self.scratch / "csms.toml"
         text = f"projections = {'true' if self.projections else 'false'}\n"
         text += "max_pending_handshakes_per_address = 100000\n"
+        text += f"workers = {workers}\n"
         url = f"ws://{HOST}:{port}/ocpp"
         if self.tls is not None:
             tls_port = free_port(HOST)
@@ -162,7 +175,9 @@ class Launcher:
         config.write_text(text)
         argv += ["--config", str(config)]
         csms = self.launch("csms", argv, "csms: OCPP on ws://")
-        return Server("csms", url, [csms, nats], api_url=f"http://{HOST}:{api_port}")
+        pids = child_pids(csms.process.pid)  # the projector is off with workers (see above)
+        group = {f"csms-w{i}": pid for i, pid in enumerate(pids[: workers - 1], 1)}
+        return Server("csms", url, [csms, nats], f"http://{HOST}:{api_port}", group)
 
     def python_server(self, name: str, module: str) -> Server:
         port = free_port(HOST)

@@ -52,14 +52,19 @@ def test_load_smoke_measures_every_server_in_16_and_201(tmp_path: Path) -> None:
         assert server.sustained.answered > 0
         assert server.idle is not None
         assert server.idle.connected == server.idle.stations
+    group = run.servers[0].idle_group  # csms --workers 2, two simulator processes
+    assert group is not None
+    assert group.connected == group.stations == 20
+    assert sorted(group.rss_after_kb) == ["csms", "csms-w1", "nats-server"]
     readme = (tmp_path / "README.md").read_text()
-    assert "old" not in readme
+    assert "\nold\n" not in readme
     assert "| 2.0.1 | TransactionEvent |" in readme
     assert readme.index("<!-- load:end -->") < readme.index("<!-- later:begin -->")
     assert (tmp_path / "load_throughput_latency.png").stat().st_size > 0
-    # 15 steps: idle, 2 versions, sustained, half rate, per server
-    assert "[18/18" not in done.stderr
-    assert "[15/15" in done.stderr
+    # 16 steps: idle, 2 versions, sustained, half rate, per server; csms's --workers idle
+    assert "[17/17" not in done.stderr
+    assert "[16/16" in done.stderr
+    assert "(the 2 csms processes of `--workers 2`) at N = 20 of 20" in readme
     assert "### Sustained: 1.6 MeterValues minutes into the run" in readme
 
 
