@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from dataclasses import fields
 
 from csms.settings import Settings
-from streams.projections.process import end_with_parent
+from streams.children import end_with_parent
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +114,7 @@ class WorkerGroup:
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "csms", "serve",
             env=settings_environment(settings, os.environ),
-            stdout=asyncio.subprocess.PIPE, preexec_fn=end_with_parent,
+            stdout=asyncio.subprocess.PIPE, start_new_session=True, preexec_fn=end_with_parent,
         )  # fmt: skip
         self._processes[index] = process
         ready = asyncio.Event()

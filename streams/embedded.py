@@ -21,6 +21,7 @@ from pathlib import Path
 import nats
 from nats.aio.client import Client as NatsClient
 
+from streams.children import end_with_parent
 from streams.nats_servers import servers
 
 log = logging.getLogger(__name__)
@@ -117,6 +118,8 @@ class EmbeddedNats:
             env=nats_environment(),
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE,
+            start_new_session=True,  # a Ctrl-C reaches csms serve only: it drains first
+            preexec_fn=end_with_parent,
         )
         await self._wait_ready(ready_timeout_s)
         log.info("embedded nats-server on %s, store %s", self.url, self.store_dir)

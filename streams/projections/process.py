@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import logging
 import os
 import shutil
-import signal
 import sys
 import tempfile
 from dataclasses import dataclass, field
 
+from streams.children import end_with_parent
 from streams.projections.remote import RemoteStore
 from streams.store import Store, StoreError, StoreUrl
 
@@ -64,7 +63,6 @@ class ProjectorProcess:
             shutil.rmtree(self.socket_dir, ignore_errors=True)
 
 
-PR_SET_PDEATHSIG = 1
 READY_LINE = b"csms: projecting "
 """What ``csms projections run`` prints once it projects (and serves its store socket)."""
 
@@ -80,8 +78,9 @@ async def start_projector_process(
     path = os.path.join(socket_dir, "store.sock") if socket_dir else ""
     argv = [*command, "--store-socket", path] if path else command
     process = await asyncio.create_subprocess_exec(
-        *argv, stdout=asyncio.subprocess.PIPE, preexec_fn=end_with_parent
-    )
+        *argv, stdout=asyncio.subprocess.PIPE, start_new_session=True,
+        preexec_fn=end_with_parent,
+    )  # fmt: skip
     ready = asyncio.Event()
     relay = asyncio.get_running_loop().create_task(_relay(process, ready))
     store: Store
@@ -96,14 +95,6 @@ async def start_projector_process(
             return None
     log.info("projections: projector process %d (%s)", process.pid, clickhouse_url)
     return ProjectorProcess(store, process, socket_dir, relay=relay)
-
-
-def end_with_parent() -> None:
-    """In the child, before exec: SIGTERM when the parent dies (Linux), so a killed ``csms
-    serve`` never leaves a projector holding the chDB directory its restart needs."""
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 async def _relay(process: asyncio.subprocess.Process, ready: asyncio.Event) -> None:

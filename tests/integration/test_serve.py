@@ -14,6 +14,7 @@ import nats
 from streams.embedded import EmbeddedNats, free_port
 from streams.presence import StationPresence
 from streams.presence import open_bucket as open_presence
+from tests.integration.conftest import read_all_events
 from tests.integration.station import Station
 
 NOW = "2026-11-21T10:00:00Z"
@@ -176,6 +177,51 @@ async def test_workers_share_the_port_restart_a_killed_one_and_drain_together(
             received = station.transport.close_handshake.recv
             assert received is not None
             assert received.code.value == 1001
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+        reader.cancel()
+
+
+async def test_ctrl_c_to_the_process_group_drains_before_the_embedded_nats_stops(
+    tmp_path: Path,
+) -> None:
+    """A terminal's Ctrl-C (SIGINT to the whole process group) reaches ``csms serve`` only: its
+    children run in sessions of their own, so the embedded nats-server still stores what the
+    drain writes (the close of every session) and no NATS client sees it vanish."""
+    ocpp_port = free_port()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "csms", "serve", "--host", "127.0.0.1",
+        "--ocpp-port", str(ocpp_port), "--api-port", str(free_port()),
+        "--data-dir", str(tmp_path / "d"),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        start_new_session=True,  # its own group, as in a terminal: killpg reaches only it
+    )  # fmt: skip
+    assert process.stdout is not None
+    assert process.stderr is not None
+    lines: asyncio.Queue[str] = asyncio.Queue()
+    reader = asyncio.get_running_loop().create_task(_lines(process, lines))
+    try:
+        await _line_with(lines, "csms: NATS ")
+        station, _ = await _boot(f"ws://127.0.0.1:{ocpp_port}/ocpp", "CC1")
+        os.killpg(process.pid, signal.SIGINT)
+        assert await asyncio.wait_for(process.wait(), 15) == 0
+        await asyncio.wait_for(station.listener.closed.wait(), 5)
+        received = station.transport.close_handshake.recv
+        assert received is not None
+        assert received.code.value == 1001
+        stderr = (await process.stderr.read()).decode(errors="replace")
+        assert "nats: encountered error" not in stderr
+        # The store has the session's end, written during the drain.
+        store = EmbeddedNats(tmp_path / "d" / "nats")
+        await store.start()
+        try:
+            events = await read_all_events(store.url, "CC1")
+        finally:
+            await store.stop()
+        assert events[0].kind == "connected"
+        assert events[-1].kind == "disconnected"
     finally:
         if process.returncode is None:
             process.kill()
