@@ -51,6 +51,7 @@ from streams.projections.process import ProjectorProcess, start_projector_proces
 from streams.provision import StreamSettings, ensure_stream
 from streams.publisher import JetStreamPublisher
 from streams.registry import StationRegistry
+from streams.replacement import ReplacementNotices
 from streams.store import default_url as default_clickhouse_url
 from streams.transaction_ids import KvTransactionIds
 
@@ -72,6 +73,8 @@ class Running:
     services: ApiServices | None = None
     presence: PresenceWriter | None = None
     commands: CommandServer | None = None
+    replacements: ReplacementNotices | None = None
+    """Its subscription ends with the final drain (a notice meanwhile closes a closing session)."""
     tokens: KvTokens | None = None
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     registry: StationRegistry | None = None
@@ -241,8 +244,10 @@ async def start(settings: Settings) -> Running:
     presence_bucket = await until_ready(
         "the presence bucket", lambda: open_presence(js, settings.stream_replicas)
     )
-    presence = PresenceWriter(presence_bucket, node_id)
+    replacements = ReplacementNotices(nc, node_id)  # one live session per station, all nodes
+    presence = PresenceWriter(presence_bucket, node_id, on_replaced=replacements.tell)
     gateway.observer = presence
+    await replacements.start(gateway.replaced_elsewhere)
     await gateway.start()
     presence.start(lambda: len(gateway.sessions), settings.presence_beat_s)
     commands = CommandServer(
@@ -251,6 +256,7 @@ async def start(settings: Settings) -> Running:
     await commands.start()
     running = Running(settings, gateway, publisher, nc, url, embedded, registry=registry)
     running.presence, running.commands, running.tokens = presence, commands, tokens
+    running.replacements = replacements
     if authority is not None:
         renewals = ExpiredCertificateRenewals(
             nc, registry, PresenceReader(presence_bucket), authority, presence.flush

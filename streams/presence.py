@@ -9,7 +9,9 @@ a disconnected one the time its connection closed.
 
 Writes go through one ordered queue per process: a session's close can never overtake its open,
 and a close only touches the entry of the same session (compare-and-set on the revision), so a
-station that moved to another node keeps that node's entry.
+station that moved to another node keeps that node's entry. An open is a compare-and-set too, so
+exactly one writer replaces each entry; it has the replaced session closed (one live session per
+station across nodes, ``streams.replacement``).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import asyncio
 import contextlib
 import logging
 import zlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 import msgspec
@@ -110,6 +112,11 @@ class PresenceReader:
             self._apply(presence, beat)
         return presence
 
+    async def alive(self, node_id: str) -> bool:
+        """Whether the node's beat is fresh (younger than three intervals)."""
+        beat = await self._beat(node_id)
+        return beat is not None and not self._stale(beat)
+
     async def all(self) -> list[StationPresence]:
         """Every station ever seen, sorted by station id (one watch over the bucket)."""
         stations: list[StationPresence] = []
@@ -147,10 +154,13 @@ class PresenceReader:
         if beat is None:
             presence.connected = False
             return
-        at = datetime.fromisoformat(beat.at.replace("Z", "+00:00"))
-        if datetime.now(UTC) - at > self._stale_after:
+        if self._stale(beat):
             presence.connected = False
         presence.last_seen = max(presence.last_seen, beat.at)
+
+    def _stale(self, beat: NodeBeat) -> bool:
+        at = datetime.fromisoformat(beat.at.replace("Z", "+00:00"))
+        return datetime.now(UTC) - at > self._stale_after
 
 
 Write = StationPresence | tuple[str, str, str]
@@ -159,15 +169,40 @@ Write = StationPresence | tuple[str, str, str]
 WRITERS = 8
 """Parallel writers; one station always goes to the same one, so its writes stay in order."""
 
+Replaced = Callable[[StationPresence, StationPresence], Awaitable[None]]
+"""``(old, new)``: have ``old``'s session closed on its node, ``new`` holds the station now
+(``streams.replacement.ReplacementNotices.tell``; must not raise)."""
+
+
+def opened_later_elsewhere(holder: StationPresence, opening: StationPresence) -> bool:
+    """Whether the entry's ``holder`` is a live-looking session on another node that opened
+    after ``opening`` (whose write was delayed, e.g. retried while NATS was away): then
+    ``opening`` is the stale one and must not displace it. Within one node the write order is
+    the connect order (one queue per station); across nodes the connect times decide, which
+    assumes the gateways' clocks agree to well under a station's reconnect delay."""
+    return (
+        holder.connected
+        and holder.node_id != opening.node_id
+        and holder.connected_at > opening.connected_at
+    )
+
 
 class PresenceWriter:
     """Write side (a gateway): ``opened``/``closed`` are synchronous (called from socket
     callbacks) and queue their write; a few tasks apply them, each station's in order, and
     retry while NATS is away (a connect storm or an outage delays presence, never loses it)."""
 
-    def __init__(self, kv: KeyValue, node_id: str, max_retry_delay_s: float = 2.0) -> None:
+    def __init__(
+        self,
+        kv: KeyValue,
+        node_id: str,
+        max_retry_delay_s: float = 2.0,
+        on_replaced: Replaced | None = None,
+    ) -> None:
         self._kv = kv
         self.node_id = node_id
+        self._on_replaced = on_replaced
+        self._reader = PresenceReader(kv)
         self._max_retry_delay_s = max_retry_delay_s
         self._queues: list[asyncio.Queue[Write]] = [asyncio.Queue() for _ in range(WRITERS)]
         self._tasks: list[asyncio.Task[None]] = []
@@ -179,6 +214,7 @@ class PresenceWriter:
     def start(self, stations: Callable[[], int], beat_interval_s: float = 10.0) -> None:
         """Start applying writes, and beating every ``beat_interval_s`` with the number of
         stations the node holds."""
+        self._reader = PresenceReader(self._kv, beat_interval_s)
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._run(queue)) for queue in self._queues]
         self._tasks.append(loop.create_task(self._sweep(utc_now())))
@@ -288,7 +324,7 @@ class PresenceWriter:
 
     async def _apply(self, item: Write) -> None:
         if isinstance(item, StationPresence):
-            await self._kv.put(station_key(item.station_id), _encode(item))
+            await self._open(item)
             return
         station_id, session_id, at = item
         try:
@@ -304,3 +340,45 @@ class PresenceWriter:
         presence.disconnected_at = presence.last_seen = at
         with contextlib.suppress(KeyWrongLastSequenceError):
             await self._kv.update(entry.key, _encode(presence), last=entry.revision)
+
+    async def _open(self, opening: StationPresence) -> None:
+        """Write an open by compare-and-set over the entry it read, so each entry is replaced
+        by exactly one writer, which then has the replaced session closed (if the entry was
+        still connected: a close already applied means its node saw it go). A session that
+        opened after ``opening`` on a live node keeps the entry; ``opening`` is closed."""
+        key = station_key(opening.station_id)
+        while True:
+            entry: KeyValue.Entry | None
+            try:
+                entry = await self._kv.get(key)
+            except KeyNotFoundError:
+                entry = None
+            holder = _station.decode(entry.value) if entry is not None and entry.value else None
+            if holder is not None and holder.session_id == opening.session_id:
+                return  # an earlier attempt was applied but its answer was lost
+            if (
+                holder is not None
+                and opened_later_elsewhere(holder, opening)
+                and await self._reader.alive(holder.node_id)
+            ):
+                log.info(
+                    "presence: %s reconnected on %s after this session opened; closing this one",
+                    opening.station_id,
+                    holder.node_id,
+                )
+                await self._replaced(opening, holder)
+                return
+            try:
+                if entry is None:
+                    await self._kv.create(key, _encode(opening))
+                else:
+                    await self._kv.update(key, _encode(opening), last=entry.revision)
+            except KeyWrongLastSequenceError:
+                continue  # another node wrote in between: decide again on its entry
+            if holder is not None and holder.connected:
+                await self._replaced(holder, opening)
+            return
+
+    async def _replaced(self, old: StationPresence, new: StationPresence) -> None:
+        if self._on_replaced is not None:
+            await self._on_replaced(old, new)

@@ -188,6 +188,26 @@ class Gateway:
         response = WSUpgradeResponse.create_101_response({"Sec-WebSocket-Protocol": token})
         return WSUpgradeResponseWithListener(response, session)
 
+    def replaced_elsewhere(self, station_id: str, session_id: str, node_id: str) -> bool:
+        """The station holds a newer session on ``node_id`` (told by that node through
+        presence, ``csms.app`` wires the transport): close ours with 1008 if ``session_id`` is
+        still the one held here. A newer local session (the station came back here), or none
+        (it closed first), stays as it is. A notice that never arrives (NATS away) leaves the
+        old socket to the ping timeout, as before; True: a session was closed."""
+        session = self.sessions.get(station_id)
+        if session is None or session.session_id != session_id:
+            return False
+        log.warning(
+            "station %s reconnected on %s; closing its previous connection", station_id, node_id
+        )
+        reason = f"replaced by a newer connection on {node_id}"
+        # a close frame's reason is at most 123 bytes of UTF-8
+        session.close(
+            picows.WSCloseCode.POLICY_VIOLATION,
+            reason.encode()[:123].decode(errors="ignore"),
+        )
+        return True
+
     def _closed(self, session: StationSession) -> None:
         if self.sessions.get(session.station_id) is session:
             del self.sessions[session.station_id]

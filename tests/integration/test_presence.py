@@ -9,7 +9,14 @@ import pytest
 from nats.js.kv import KeyValue
 
 from streams.embedded import EmbeddedNats
-from streams.presence import PresenceReader, PresenceWriter, open_bucket
+from streams.presence import (
+    PresenceReader,
+    PresenceWriter,
+    Replaced,
+    StationPresence,
+    open_bucket,
+    utc_now,
+)
 from tests.integration.api_support import until
 
 
@@ -97,3 +104,56 @@ async def test_a_node_restarting_under_its_name_closes_its_old_entries(bucket: K
     assert (presence.session_id, presence.connected) == ("s-new", True)
     await after.stop()
     await before.stop()  # (its tasks, for a clean loop)
+
+
+Told = list[tuple[str, str, str]]
+"""(old node, old session, new session) of each replacement a writer reported."""
+
+
+def recording(told: Told) -> Replaced:
+    async def on_replaced(old: StationPresence, new: StationPresence) -> None:
+        told.append((old.node_id, old.session_id, new.session_id))
+
+    return on_replaced
+
+
+async def test_an_open_reports_the_connected_session_it_replaces(bucket: KeyValue) -> None:
+    told: Told = []
+    first = PresenceWriter(bucket, "n1", on_replaced=recording(told))
+    second = PresenceWriter(bucket, "n2", on_replaced=recording(told))
+    for writer in (first, second):
+        writer.start(lambda: 0, beat_interval_s=60)
+    first.opened("CP5", "1.6", "a1")
+    assert await first.flush(60)
+    assert told == []  # nothing held the station
+    second.opened("CP5", "1.6", "b1")
+    assert await second.flush(60)
+    assert told == [("n1", "a1", "b1")]
+    second.closed("CP5", "b1")
+    assert await second.flush(60)
+    first.opened("CP5", "1.6", "a2")  # a closed entry is replaced without a notice
+    assert await first.flush(60)
+    assert told == [("n1", "a1", "b1")]
+    await first.stop()
+    await second.stop()
+
+
+async def test_a_delayed_open_does_not_displace_a_later_session(bucket: KeyValue) -> None:
+    """An open whose write was held back (NATS away from its node) while the station connected
+    to another node: the later session keeps the entry and the delayed one is reported."""
+    told: Told = []
+    late = PresenceWriter(bucket, "n1", on_replaced=recording(told))
+    late.opened("CP6", "1.6", "delayed")  # queued, not applied: the writer is not started
+    opened_at = utc_now()
+    await until(lambda: utc_now() > opened_at)  # connect times have millisecond resolution
+    other = await started(bucket, "n2")
+    other.opened("CP6", "1.6", "later")
+    assert await other.flush(60)
+    late.start(lambda: 0, beat_interval_s=60)
+    assert await late.flush(60)
+    assert told == [("n1", "delayed", "later")]
+    presence = await PresenceReader(bucket).get("CP6")
+    assert presence is not None
+    assert (presence.node_id, presence.session_id) == ("n2", "later")
+    await late.stop()
+    await other.stop()
