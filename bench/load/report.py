@@ -379,7 +379,7 @@ def sustained_table(run: Run) -> list[str]:
 
 def half_rate_table(run: Run) -> list[str]:
     rows = [(s.name, s.half_rate) for s in run.servers if s.half_rate is not None]
-    lines = _runs_table(rows, {s.name: s.max_rate / 2 for s in run.servers})
+    lines = _runs_table(rows, {s.name: s.best_rate / 2 for s in run.servers})
     p99 = {name: r.latency.p99 for name, r in rows}
     if "csms" in p99:
         others = [f"{_ratio(p99['csms'], p99[n])} the {n}'s" for n in p99 if n != "csms"]
