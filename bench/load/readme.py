@@ -56,7 +56,9 @@ def _header(run: Run) -> list[str]:
             + (
                 "csms, which stores, runs that window twice: first of all its windows on the "
                 "memory as the machine had it; then a scratch file fills whatever memory is "
-                "still free with clean page cache (`bench.load.host_memory`), and its short "
+                "still free with clean page cache (`bench.load.host_memory`), the harness waits "
+                f"until {plan.expiry_wait_s:g} s after that window (its `Nats-Msg-Id`s leave "
+                "nats-server's duplicate table), and its short "
                 "windows and the second sustained window run on memory in use, the state of a "
                 "server that has run a while. On this VM free memory goes back to the "
                 "host, and the first write to such a page costs several times a backed "
