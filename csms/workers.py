@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from dataclasses import fields
 
 from csms.settings import Settings
-from streams.children import end_with_parent
+from streams.children import end_with_parent, relay_output, stop_child
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,6 @@ class WorkerGroup:
         self._supervisors: list[asyncio.Task[None]] = []
         self._relays: set[asyncio.Task[None]] = set()
         self._stopping = False
-        self.restarts = 0
 
     @property
     def running(self) -> bool:
@@ -118,12 +117,13 @@ class WorkerGroup:
         )  # fmt: skip
         self._processes[index] = process
         ready = asyncio.Event()
-        relay = asyncio.get_running_loop().create_task(_relay(process, ready))
+        relay = asyncio.get_running_loop().create_task(relay_output(process, ready, READY_LINE))
         self._relays.add(relay)
         relay.add_done_callback(self._relays.discard)
         await ready.wait()
-        if process.returncode is not None:
-            raise WorkerError(f"gateway worker {settings.node_id} exited ({process.returncode})")
+        if relay.done():  # ready because its output ended: it exited before listening
+            code = await process.wait()
+            raise WorkerError(f"gateway worker {settings.node_id} exited ({code})")
         log.info("gateway worker %s: process %d", settings.node_id, process.pid)
 
     async def _supervise(self, index: int) -> None:
@@ -142,7 +142,6 @@ class WorkerGroup:
                       self._children[index].node_id, code, delay)  # fmt: skip
             await asyncio.sleep(delay)  # stop() cancels this task
             started = time.monotonic()
-            self.restarts += 1
             with contextlib.suppress(WorkerError):
                 await self._spawn(index)
 
@@ -152,29 +151,7 @@ class WorkerGroup:
         self._stopping = True
         for task in self._supervisors:
             task.cancel()
-        live = [p for p in self._processes if p is not None and p.returncode is None]
-        for process in live:
-            with contextlib.suppress(ProcessLookupError):
-                process.terminate()
-        await asyncio.gather(*(self._end(process) for process in live))
-
-    async def _end(self, process: asyncio.subprocess.Process) -> None:
-        try:
-            await asyncio.wait_for(process.wait(), self._stop_timeout_s)
-        except TimeoutError:
-            log.warning("gateway worker process %d did not stop: killed", process.pid)
-            with contextlib.suppress(ProcessLookupError):
-                process.kill()
-            await process.wait()
-
-
-async def _relay(process: asyncio.subprocess.Process, ready: asyncio.Event) -> None:
-    """Pass the child's output on; its ready line sets ``ready`` (as does its exit)."""
-    assert process.stdout is not None
-    async for line in process.stdout:
-        if line.startswith(READY_LINE):
-            ready.set()
-        sys.stdout.write(line.decode(errors="replace"))
-        sys.stdout.flush()
-    await process.wait()
-    ready.set()
+        live = [p for p in self._processes if p is not None]
+        await asyncio.gather(
+            *(stop_child(process, self._stop_timeout_s, "gateway worker") for process in live)
+        )

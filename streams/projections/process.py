@@ -15,11 +15,10 @@ import contextlib
 import logging
 import os
 import shutil
-import sys
 import tempfile
 from dataclasses import dataclass, field
 
-from streams.children import end_with_parent
+from streams.children import end_with_parent, relay_output, stop_child
 from streams.projections.remote import RemoteStore
 from streams.store import Store, StoreError, StoreUrl
 
@@ -46,16 +45,7 @@ class ProjectorProcess:
         self._closed = True
         with contextlib.suppress(Exception):
             await self.store.close()
-        if self.process.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                self.process.terminate()
-            try:
-                await asyncio.wait_for(self.process.wait(), self.stop_timeout_s)
-            except TimeoutError:
-                log.warning("projector process %d did not stop: killed", self.process.pid)
-                with contextlib.suppress(ProcessLookupError):
-                    self.process.kill()
-                await self.process.wait()
+        await stop_child(self.process, self.stop_timeout_s, "projector")
         if self.relay is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.relay, 5)
@@ -82,7 +72,7 @@ async def start_projector_process(
         preexec_fn=end_with_parent,
     )  # fmt: skip
     ready = asyncio.Event()
-    relay = asyncio.get_running_loop().create_task(_relay(process, ready))
+    relay = asyncio.get_running_loop().create_task(relay_output(process, ready, READY_LINE))
     store: Store
     if path:
         store = RemoteStore(path, target, ready=ready, child=process)
@@ -95,14 +85,3 @@ async def start_projector_process(
             return None
     log.info("projections: projector process %d (%s)", process.pid, clickhouse_url)
     return ProjectorProcess(store, process, socket_dir, relay=relay)
-
-
-async def _relay(process: asyncio.subprocess.Process, ready: asyncio.Event) -> None:
-    """Pass the child's output on (it is a pipe so that its ready line can be seen)."""
-    assert process.stdout is not None
-    async for line in process.stdout:
-        if line.startswith(READY_LINE):
-            ready.set()
-        sys.stdout.write(line.decode(errors="replace"))
-        sys.stdout.flush()
-    ready.set()  # it exited: reads fail at once instead of waiting

@@ -85,6 +85,21 @@ async def connect(node: app.Running, station_id: str) -> AnsweringStation:
     return await AnsweringStation.connect(ws_url(node, station_id), "ocpp1.6")
 
 
+async def assert_the_live_holder(
+    watch: Watch, node: app.Running, client: AnsweringStation, station_id: str
+) -> None:
+    """``client``'s connection is open and answered, and presence names its session on
+    ``node`` as the station's holder."""
+    assert not client.station.listener.closed.is_set()
+    assert (await client.call("Heartbeat", {}, "h1"))[0] == 3
+    presence = await watch.holder(station_id)
+    assert presence is not None
+    assert (presence.node_id, presence.session_id) == (
+        node.settings.node_id,
+        node.gateway.sessions[station_id].session_id,
+    )
+
+
 async def test_moving_to_another_gateway_closes_the_old_session(
     gateways: Pair, watch: Watch
 ) -> None:
@@ -123,14 +138,7 @@ async def test_a_local_reconnect_still_replaces_and_the_new_session_stays(
     assert (code, reason) == (picows.WSCloseCode.POLICY_VIOLATION, "replaced by a newer connection")
     await watch.settled(a, b)  # A was told to close the first session: already gone, no-op
     assert watch.notices[replaced_subject("gw-a")] == 1
-    assert not second.station.listener.closed.is_set()
-    assert (await second.call("Heartbeat", {}, "h1"))[0] == 3
-    presence = await watch.holder("CP-LOCAL")
-    assert presence is not None
-    assert (presence.node_id, presence.session_id) == (
-        "gw-a",
-        a.gateway.sessions["CP-LOCAL"].session_id,
-    )
+    await assert_the_live_holder(watch, a, second, "CP-LOCAL")
     await second.close()
 
 
@@ -144,14 +152,7 @@ async def test_a_to_b_to_a_keeps_the_last_connection(gateways: Pair, watch: Watc
     third = await connect(a, "CP-BACK")
     assert (await closed_by_server(second))[1] == "replaced by a newer connection on gw-a"
     await watch.settled(a, b)
-    assert not third.station.listener.closed.is_set()
-    assert (await third.call("Heartbeat", {}, "h1"))[0] == 3
-    presence = await watch.holder("CP-BACK")
-    assert presence is not None
-    assert (presence.node_id, presence.session_id) == (
-        "gw-a",
-        a.gateway.sessions["CP-BACK"].session_id,
-    )
+    await assert_the_live_holder(watch, a, third, "CP-BACK")
     assert "CP-BACK" not in b.gateway.sessions
     await third.close()
 
@@ -169,12 +170,5 @@ async def test_back_to_back_reconnects_across_gateways_keep_the_last(
     await closed_by_server(first)
     await closed_by_server(second)
     await watch.settled(a, b)
-    assert not third.station.listener.closed.is_set()
-    assert (await third.call("Heartbeat", {}, "h1"))[0] == 3
-    presence = await watch.holder("CP-RACE")
-    assert presence is not None
-    assert (presence.node_id, presence.session_id) == (
-        "gw-a",
-        a.gateway.sessions["CP-RACE"].session_id,
-    )
+    await assert_the_live_holder(watch, a, third, "CP-RACE")
     await third.close()
