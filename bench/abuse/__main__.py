@@ -53,6 +53,7 @@ LOG_MARKS = {
     "handshake timeouts": "Handshake timeout",
     "replaced sessions": "closing its previous connection",
     "CALL-flood closes": "floods CALLs",
+    report.SERVER_1009: "payload size exceeding max allowed size",
 }
 TOPOLOGY = (
     "csms serve and its nats-server pinned to CPU 0; the legitimate load (this process) and the "

@@ -104,6 +104,26 @@ def _closes(counts: dict[str, int]) -> int:
     return sum(v for k, v in counts.items() if k[7:].isdigit() or k == "closed no code")
 
 
+SERVER_1009 = "1009 closes (frame too big)"
+"""The server log's count of the 1009 closes it sent (``LOG_MARKS`` in ``__main__``)."""
+
+
+def _every_time_1009(counts: dict[str, int], server_log: dict[str, int]) -> bool:
+    """D4's limit acted on every connection: the server's log has one 1009 close per attack
+    connection, and the attacker read 1009 and no other code. A connection the attacker saw
+    end without any close frame (at most 1 %) is the client's race, not the server's: the
+    server resets the connection 10 ms after the close frame (the rest of the 1 MiB frame
+    unread), and a client still writing can fail on the reset before it reads that frame."""
+    closes = _closes(counts)
+    no_code = counts.get("closed no code", 0)
+    return (
+        closes > 0
+        and counts.get("closed 1009", 0) + no_code == closes
+        and no_code <= max(1, closes // 100)
+        and server_log.get(SERVER_1009, 0) == counts.get("connections", 0)
+    )
+
+
 def verdict(run: AttackRun) -> str:
     """The reference's pass figure read off this run (what can be read off it)."""
     b, d, o = run.baseline, run.during, run.observed
@@ -145,8 +165,7 @@ def verdict(run: AttackRun) -> str:
         checks.append(("1008 every time", closes > 0 and counts.get("closed 1008", 0) == closes))
         checks.append(("after the 21st", answers is not None and answers.max <= 21))
     elif run.attack == "D4":
-        closes = _closes(counts)
-        checks.append(("1009 every time", closes > 0 and counts.get("closed 1009", 0) == closes))
+        checks.append(("1009 every time", _every_time_1009(counts, run.server_log)))
         checks.append(("csms RSS < +2 MiB", _rss_growth_mb(d) < 2))
     elif run.attack == "D9":
         answered = times.get("answer (round trip)")

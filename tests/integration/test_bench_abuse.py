@@ -13,6 +13,7 @@ import msgspec
 
 from bench.abuse.__main__ import ATTACKS
 from bench.abuse.model import AbuseReport
+from bench.abuse.report import SERVER_1009
 from bench.run import ABUSE_SMOKE
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -74,7 +75,12 @@ def test_abuse_smoke_runs_every_attack_and_sees_each_limit(tmp_path: Path) -> No
     assert _closes(seen["D12"]) == {"closed 1008"}
     assert runs["D12"].observed is not None
     assert runs["D12"].observed.times_s["answers before close"].max <= 21
-    assert _closes(seen["D4"]) == {"closed 1009"}
+    # the server closed every D4 connection with 1009 (its own log), the attacker read 1009;
+    # a rare "closed no code" is the attacker's race with the reset (report._every_time_1009)
+    assert "closed 1009" in _closes(seen["D4"])
+    assert _closes(seen["D4"]) <= {"closed 1009", "closed no code"}
+    assert seen["D4"].get("closed no code", 0) <= max(1, seen["D4"]["connections"] // 100)
+    assert runs["D4"].server_log[SERVER_1009] == seen["D4"]["connections"]
     assert seen["D9"]["CALLERROR FormationViolation"] > 0
     text = readme.read_text()
     assert text.index("<!-- burst:end -->") < text.index("<!-- abuse:begin -->")
