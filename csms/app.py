@@ -25,7 +25,7 @@ from nats.errors import Error as NatsError
 
 from csms import tls_audit
 from csms.api.app import ApiServer, build_app
-from csms.api.metrics import EventSinkFigures, track_event_sink, track_gateway_stations
+from csms.api.metrics import track_gateways
 from csms.api.services import ApiServices
 from csms.certificates import CertificateAuthority, ExpiredCertificateRenewals
 from csms.domain.events import FrameEvent
@@ -45,6 +45,7 @@ from streams.embedded import EmbeddedNats
 from streams.event_writer import EventWriter, UnsupportedServerError
 from streams.id_tokens import KvTokens
 from streams.nats_servers import servers
+from streams.node_figures import FiguresResponder, GatewayFigures, ask_figures
 from streams.presence import PresenceReader, PresenceWriter
 from streams.presence import open_bucket as open_presence
 from streams.projections.process import ProjectorProcess, start_projector_process
@@ -73,6 +74,7 @@ class Running:
     services: ApiServices | None = None
     presence: PresenceWriter | None = None
     commands: CommandServer | None = None
+    figures: FiguresResponder | None = None
     replacements: ReplacementNotices | None = None
     """Its subscription ends with the final drain (a notice meanwhile closes a closing session)."""
     tokens: KvTokens | None = None
@@ -104,6 +106,8 @@ class Running:
             await self.publisher.close()  # after the drain: every session's events are stored
         if self.commands is not None:
             await self.commands.stop()  # running ones answer: their sessions closed
+        if self.figures is not None:
+            await self.figures.stop()
         # then the rest in this order; the projector after the drain and the API: nothing
         # reads it now
         for part in (self.presence, self.api, self.services, self.tokens, self.registry,
@@ -254,9 +258,21 @@ async def start(settings: Settings) -> Running:
         nc, node_id, lambda request: execute_command(gateway.sessions, node_id, request)
     )
     await commands.start()
+    sink = publisher
+    figures = FiguresResponder(
+        nc,
+        lambda: GatewayFigures(
+            node_id=node_id,
+            stations=len(gateway.sessions),
+            events_stored=sink.published,
+            event_store_retries=sink.failures,
+            events_in_flight=sink.in_flight,
+        ),
+    )
+    await figures.start()
     running = Running(settings, gateway, publisher, nc, url, embedded, registry=registry)
     running.presence, running.commands, running.tokens = presence, commands, tokens
-    running.replacements = replacements
+    running.replacements, running.figures = replacements, figures
     if authority is not None:
         renewals = ExpiredCertificateRenewals(
             nc, registry, PresenceReader(presence_bucket), authority, presence.flush
@@ -397,13 +413,20 @@ async def _serve_api(running: Running) -> tuple[ApiServices, ApiServer]:
         beat_interval_s=settings.presence_beat_s,
         default_wait_s=settings.call_timeout_s,
     )
-    track_gateway_stations(lambda: len(running.gateway.sessions))
-    sink = running.publisher
-    track_event_sink(lambda: EventSinkFigures(sink.published, sink.failures, sink.in_flight))
+    track_gateways(lambda: _gateway_figures(running))
     store = running.projections.store if running.projections is not None else None
     server = ApiServer(build_app(services, store), settings.host, settings.api_port)
     await server.start()
     return services, server
+
+
+async def _gateway_figures(running: Running) -> list[tuple[str, GatewayFigures | None]]:
+    """This process's figures, read here, and each worker's, asked over NATS (``/metrics``)."""
+    assert running.figures is not None
+    own = running.figures.read()
+    if running.workers is None:
+        return [(own.node_id, own)]
+    return [(own.node_id, own), *await ask_figures(running.nc, running.workers.node_ids)]
 
 
 async def serve(settings: Settings) -> None:

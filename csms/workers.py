@@ -90,6 +90,10 @@ class WorkerGroup:
         return all(p is not None and p.returncode is None for p in self._processes)
 
     @property
+    def node_ids(self) -> list[str]:
+        return [settings.node_id or "" for settings in self._children]
+
+    @property
     def pids(self) -> list[int]:
         return [p.pid for p in self._processes if p is not None and p.returncode is None]
 

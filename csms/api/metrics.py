@@ -4,8 +4,7 @@ methods, status classes, OCPP action names (a fixed set) and outcomes; never a s
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 from litestar import Response, get
@@ -14,13 +13,15 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
+    CollectorRegistry,
     Counter,
-    Gauge,
     Histogram,
     generate_latest,
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+
+from streams.node_figures import GatewayFigures
 
 REQUESTS = Counter(
     "csms_api_requests_total", "HTTP requests answered", ["method", "route", "status"]
@@ -34,53 +35,53 @@ COMMAND_LATENCY = Histogram(
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
 )
 
-GATEWAY_STATIONS = Gauge(
-    "csms_gateway_stations", "Station sessions held by this process's gateway (0: API only)"
-)
+GatewayReader = Callable[[], Awaitable[list[tuple[str, GatewayFigures | None]]]]
+"""Each gateway process of this ``csms serve`` (a ``--workers`` group: all of them), by node
+id, with its figures, or None if it did not answer (``streams.node_figures.ask_figures``)."""
+
+_gateways: GatewayReader | None = None
 
 
-def track_gateway_stations(count: Callable[[], int]) -> None:
-    """Report the gateway's session count at each scrape (``csms serve``)."""
-    GATEWAY_STATIONS.set_function(count)
+def track_gateways(read: GatewayReader) -> None:
+    """Report the gateway processes at each scrape (``csms serve``; an API without a gateway
+    reports none)."""
+    global _gateways
+    _gateways = read
 
 
-@dataclass(frozen=True, slots=True)
-class EventSinkFigures:
-    stored: int
-    """Stream messages JetStream acknowledged."""
-    retries: int
-    """Writes retried (ack timeout, error ack, no stream, lost connection)."""
-    in_flight: int
-    """Messages written and not acknowledged yet (answers waiting on them)."""
+class _GatewayCollector(Collector):
+    """One scrape's gateway figures, one sample per process labelled with its node id."""
 
-
-class _EventSinkCollector(Collector):
-    """Read at scrape time from the gateway's event sink: nothing is counted per frame."""
-
-    source: Callable[[], EventSinkFigures] | None = None
+    def __init__(self, gateways: list[tuple[str, GatewayFigures | None]]) -> None:
+        self.gateways = gateways
 
     def collect(self) -> Iterator[Metric]:
-        if self.source is None:
-            return
-        figures = self.source()
-        yield CounterMetricFamily(
-            "csms_events_stored", "Event messages acknowledged by JetStream", figures.stored
+        up = GaugeMetricFamily(
+            "csms_gateway_up",
+            "1 if the gateway process answered this scrape (its figures below), else 0",
+            labels=["node"],
         )
-        yield CounterMetricFamily(
-            "csms_event_store_retries", "Event writes retried until stored", figures.retries
+        stations = GaugeMetricFamily(
+            "csms_gateway_stations", "Station sessions held by the gateway process", labels=["node"]
         )
-        yield GaugeMetricFamily(
-            "csms_events_in_flight", "Event messages awaiting their PubAck", figures.in_flight
+        stored = CounterMetricFamily(
+            "csms_events_stored", "Event messages acknowledged by JetStream", labels=["node"]
         )
-
-
-_EVENT_SINK = _EventSinkCollector()
-REGISTRY.register(_EVENT_SINK)
-
-
-def track_event_sink(read: Callable[[], EventSinkFigures]) -> None:
-    """Report the gateway's event sink at each scrape (``csms serve``)."""
-    _EVENT_SINK.source = read
+        retries = CounterMetricFamily(
+            "csms_event_store_retries", "Event writes retried until stored", labels=["node"]
+        )
+        in_flight = GaugeMetricFamily(
+            "csms_events_in_flight", "Event messages awaiting their PubAck", labels=["node"]
+        )
+        for node_id, figures in self.gateways:
+            up.add_metric([node_id], 0 if figures is None else 1)
+            if figures is None:
+                continue
+            stations.add_metric([node_id], figures.stations)
+            stored.add_metric([node_id], figures.events_stored)
+            retries.add_metric([node_id], figures.event_store_retries)
+            in_flight.add_metric([node_id], figures.events_in_flight)
+        yield from (up, stations, stored, retries, in_flight)
 
 
 def metrics_middleware(app: ASGIApp) -> ASGIApp:
@@ -108,6 +109,11 @@ def metrics_middleware(app: ASGIApp) -> ASGIApp:
     return middleware
 
 
-@get("/metrics", include_in_schema=False, sync_to_thread=False)
-def metrics() -> Response[Any]:
-    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+@get("/metrics", include_in_schema=False)
+async def metrics() -> Response[Any]:
+    body = generate_latest(REGISTRY)
+    if _gateways is not None:
+        scrape = CollectorRegistry(auto_describe=False)
+        scrape.register(_GatewayCollector(await _gateways()))
+        body += generate_latest(scrape)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)

@@ -94,13 +94,15 @@ async def test_commands_are_events_and_metrics(csms: app.Running) -> None:
             assert 'csms_commands_total{action="ClearCache",outcome="answered"}' in metrics
             assert 'route="/api/v1/stations/{station_id}/commands/{action}"' in metrics
             assert "CP-EVT" not in metrics  # never a station id as a label
-            assert "csms_gateway_stations 1.0" in metrics
+            node = csms.gateway.session_config.node_id  # one process: its own figures only
+            assert f'csms_gateway_up{{node="{node}"}} 1.0' in metrics
+            assert f'csms_gateway_stations{{node="{node}"}} 1.0' in metrics
             stored = next(
                 line for line in metrics.splitlines() if line.startswith("csms_events_stored_total")
             )
             assert float(stored.split()[1]) >= 2  # connected, and the CALL with its answer
-            assert "csms_events_in_flight " in metrics
-            assert "csms_event_store_retries_total 0.0" in metrics
+            assert f'csms_events_in_flight{{node="{node}"}} ' in metrics
+            assert f'csms_event_store_retries_total{{node="{node}"}} 0.0' in metrics
     finally:
         await station.close()
     events = await read_all_events(csms.nats_url, "CP-EVT")

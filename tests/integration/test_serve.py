@@ -8,6 +8,7 @@ import signal
 import sys
 from pathlib import Path
 
+import httpx
 import msgspec
 import nats
 
@@ -95,6 +96,15 @@ async def _line_with(lines: asyncio.Queue[str], text: str, timeout_s: float = 30
     return await asyncio.wait_for(find(), timeout_s)
 
 
+def _samples(metrics: str) -> dict[str, float]:
+    """Prometheus text → sample (name with labels) → value."""
+    return {
+        name: float(value)
+        for name, _, value in (line.rpartition(" ") for line in metrics.splitlines())
+        if name and not name.startswith("#")
+    }
+
+
 async def _connected_nodes(nats_url: str, stations: list[str]) -> dict[str, str]:
     """Station → node of its open session, as presence has it once all of them are written
     (awaited on a watch of the bucket: presence is written beside the session, not before)."""
@@ -134,10 +144,10 @@ async def test_workers_share_the_port_restart_a_killed_one_and_drain_together(
 ) -> None:
     """``csms serve --workers 2``: two processes on one port (SO_REUSEPORT), both answering;
     a SIGKILLed worker is restarted under its node id; SIGTERM drains both with 1001."""
-    ocpp_port = free_port()
+    ocpp_port, api_port = free_port(), free_port()
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "csms", "serve", "--workers", "2", "--host", "127.0.0.1",
-        "--ocpp-port", str(ocpp_port), "--api-port", str(free_port()),
+        "--ocpp-port", str(ocpp_port), "--api-port", str(api_port),
         "--data-dir", str(tmp_path / "w"), "--nats-url", nats_server.url,
         env={**os.environ, "CSMS_NODE_ID": "gw", "CSMS_PROJECTIONS": "false"},
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
@@ -158,6 +168,18 @@ async def test_workers_share_the_port_restart_a_killed_one_and_drain_together(
         assert len(set(ids)) == 12
         nodes = await _connected_nodes(nats_server.url, names)
         assert set(nodes.values()) == {"gw", "gw-w1"}  # 12 connections: both took some
+        # /metrics (the first process's API) covers both processes, each under its node id
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{api_port}") as client:
+            metrics = (await client.get("/metrics")).text
+        samples = _samples(metrics)
+        assert (
+            samples['csms_gateway_up{node="gw"}'] == samples['csms_gateway_up{node="gw-w1"}'] == 1
+        )
+        for node in ("gw", "gw-w1"):
+            held = sum(1 for n in nodes.values() if n == node)
+            assert samples[f'csms_gateway_stations{{node="{node}"}}'] == held
+            # booted, StartTransaction: each station's events are stored where it connected
+            assert samples[f'csms_events_stored_total{{node="{node}"}}'] >= 2 * held
 
         os.kill(child, signal.SIGKILL)
         on_child = [s for s, n in zip(stations, names, strict=True) if nodes[n] == "gw-w1"]
