@@ -46,7 +46,7 @@ from streams.event_writer import EventWriter, UnsupportedServerError
 from streams.id_tokens import KvTokens
 from streams.nats_servers import servers
 from streams.node_figures import FiguresResponder, GatewayFigures, ask_figures
-from streams.presence import PresenceReader, PresenceWriter
+from streams.presence import PresenceReader, PresenceWriter, StationPresence
 from streams.presence import open_bucket as open_presence
 from streams.projections.process import ProjectorProcess, start_projector_process
 from streams.provision import StreamSettings, ensure_stream
@@ -249,7 +249,9 @@ async def start(settings: Settings) -> Running:
         "the presence bucket", lambda: open_presence(js, settings.stream_replicas)
     )
     replacements = ReplacementNotices(nc, node_id)  # one live session per station, all nodes
-    presence = PresenceWriter(presence_bucket, node_id, on_replaced=replacements.tell)
+    presence = PresenceWriter(
+        presence_bucket, node_id, on_replaced=_on_replaced(gateway, replacements, node_id)
+    )
     gateway.observer = presence
     await replacements.start(gateway.replaced_elsewhere)
     await gateway.start()
@@ -300,6 +302,20 @@ async def start(settings: Settings) -> Running:
     if settings.api:
         running.services, running.api = await _serve_api(running)
     return running
+
+
+def _on_replaced(
+    gateway: Gateway, replacements: ReplacementNotices, node_id: str
+) -> Callable[[StationPresence, StationPresence], Awaitable[None]]:
+    """What the presence writer calls when an open displaced a session: the notice to its node,
+    and, when this node took the station over from another one, D11's count here."""
+
+    async def replaced(old: StationPresence, new: StationPresence) -> None:
+        if old.node_id != new.node_id and new.node_id == node_id:
+            gateway.replacement_seen(old.station_id)
+        await replacements.tell(old, new)
+
+    return replaced
 
 
 async def _start_workers(

@@ -176,10 +176,7 @@ class Gateway:
         if old is not None:
             log.warning("station %s reconnected; closing its previous connection", station_id)
             old.close(picows.WSCloseCode.POLICY_VIOLATION, "replaced by a newer connection")
-            if self._replacements.replaced(station_id) and self.auth is not None:
-                address = peer.address if peer is not None else ""
-                self.auth.alert(station_id, address, REPLACED_REPEATEDLY,
-                                "more than 3 replacements within 60 s")  # fmt: skip
+            self.replacement_seen(station_id, peer.address if peer is not None else "")
         self.sessions[station_id] = session
         if self.observer is not None:
             self.observer.opened(station_id, version, session.session_id)
@@ -206,7 +203,22 @@ class Gateway:
             picows.WSCloseCode.POLICY_VIOLATION,
             reason.encode()[:123].decode(errors="ignore"),
         )
+        self.replacement_seen(station_id)
         return True
+
+    def replacement_seen(self, station_id: str, address: str = "") -> None:
+        """One replacement of the station's live session: here (a newer connection to this
+        node), or across nodes, seen by both of them (the node whose session was closed, in
+        :meth:`replaced_elsewhere`; the node that took the station over, told by its presence
+        writer, ``csms.app``). D11's watch counts them all: past 3 within 60 s the alert, and
+        from :data:`~csms.gateway.limits.REPLACEMENTS_BEFORE_REFUSAL` on this node refuses a
+        connection that would replace the session it holds. A station bouncing between nodes
+        thus counts on each of them; a connection to a node that holds no session of the
+        station is not refused (whether one is live elsewhere is not known before the upgrade
+        without a read of presence)."""
+        if self._replacements.replaced(station_id) and self.auth is not None:
+            self.auth.alert(station_id, address, REPLACED_REPEATEDLY,
+                            "more than 3 replacements within 60 s")  # fmt: skip
 
     def _closed(self, session: StationSession) -> None:
         if self.sessions.get(session.station_id) is session:

@@ -7,6 +7,7 @@ from typing import Any, cast
 import picows
 import pytest
 
+from csms.gateway.limits import REPLACEMENTS_BEFORE_REFUSAL
 from csms.gateway.server import Gateway, GatewayConfig
 from csms.gateway.session import SessionConfig, StationSession
 
@@ -60,3 +61,28 @@ def test_the_close_reason_fits_a_close_frame() -> None:
     [(_, reason)] = held.closes
     assert len(reason.encode()) <= 123
     assert reason.startswith("replaced by a newer connection on ñ")
+
+
+def test_replacements_across_nodes_count_toward_d11_on_both_nodes() -> None:
+    """A station bouncing between two nodes: the node whose session a notice closed counts
+    it (``replaced_elsewhere``), and so does the node that took the station over (told by its
+    presence writer: ``replacement_seen``); from the 10th within 60 s each node refuses a
+    connection that would replace the session it holds."""
+    displaced = gateway_holding()
+    taker = gateway_holding()
+    for n in range(REPLACEMENTS_BEFORE_REFUSAL):
+        assert not displaced._replacements.refusing("CP1")
+        assert not taker._replacements.refusing("CP1")
+        displaced.sessions["CP1"] = cast(StationSession, FakeSession(f"s{n}"))
+        assert displaced.replaced_elsewhere("CP1", f"s{n}", "gw-b")
+        taker.replacement_seen("CP1")
+    assert displaced._replacements.refusing("CP1")
+    assert taker._replacements.refusing("CP1")
+    assert not displaced._replacements.refusing("CP2")
+
+
+def test_a_notice_that_closes_nothing_is_not_counted() -> None:
+    gateway = gateway_holding(CP1=FakeSession("new"))
+    for _ in range(REPLACEMENTS_BEFORE_REFUSAL):
+        assert gateway.replaced_elsewhere("CP1", "old", "gw-b") is False
+    assert not gateway._replacements.refusing("CP1")
