@@ -269,6 +269,9 @@ async def start(settings: Settings) -> Running:
             events_stored=sink.published,
             event_store_retries=sink.failures,
             events_in_flight=sink.in_flight,
+            sessions_opened=gateway.counts.opened,
+            upgrades_refused={str(k): v for k, v in gateway.counts.refused.items()},
+            replacements=gateway.counts.replacements,
         ),
     )
     await figures.start()

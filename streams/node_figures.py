@@ -41,6 +41,12 @@ class GatewayFigures(msgspec.Struct, kw_only=True, frozen=True):
     """Event writes retried (ack timeout, error ack, no stream, lost connection)."""
     events_in_flight: int
     """Event messages written and not acknowledged yet (answers waiting on them)."""
+    sessions_opened: int = 0
+    """Since the process started: sessions opened (upgrades answered 101)."""
+    upgrades_refused: dict[str, int] = msgspec.field(default_factory=dict)
+    """Since the process started: upgrades refused, by HTTP status ("400", "429", ...)."""
+    replacements: int = 0
+    """Since the process started: live sessions replaced, here or across nodes."""
 
 
 _encode = msgspec.json.Encoder().encode

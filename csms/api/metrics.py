@@ -73,6 +73,19 @@ class _GatewayCollector(Collector):
         in_flight = GaugeMetricFamily(
             "csms_events_in_flight", "Event messages awaiting their PubAck", labels=["node"]
         )
+        opened = CounterMetricFamily(
+            "csms_gateway_sessions_opened", "Station sessions opened", labels=["node"]
+        )
+        refused = CounterMetricFamily(
+            "csms_gateway_upgrades_refused",
+            "WebSocket upgrades refused, by HTTP status",
+            labels=["node", "status"],
+        )
+        replaced = CounterMetricFamily(
+            "csms_gateway_replacements",
+            "Live sessions replaced by a newer connection (here or on another node)",
+            labels=["node"],
+        )
         for node_id, figures in self.gateways:
             up.add_metric([node_id], 0 if figures is None else 1)
             if figures is None:
@@ -81,7 +94,11 @@ class _GatewayCollector(Collector):
             stored.add_metric([node_id], figures.events_stored)
             retries.add_metric([node_id], figures.event_store_retries)
             in_flight.add_metric([node_id], figures.events_in_flight)
-        yield from (up, stations, stored, retries, in_flight)
+            opened.add_metric([node_id], figures.sessions_opened)
+            for status, count in sorted(figures.upgrades_refused.items()):
+                refused.add_metric([node_id, status], count)
+            replaced.add_metric([node_id], figures.replacements)
+        yield from (up, stations, stored, retries, in_flight, opened, refused, replaced)
 
 
 def metrics_middleware(app: ASGIApp) -> ASGIApp:

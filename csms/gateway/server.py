@@ -6,8 +6,9 @@ import asyncio
 import logging
 import ssl
 import time
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import picows
 from picows import WSUpgradeRequest, WSUpgradeResponse, WSUpgradeResponseWithListener
@@ -54,6 +55,19 @@ class GatewayConfig:
     """Listen with SO_REUSEPORT, beside the other processes of a ``--workers`` group."""
 
 
+@dataclass(slots=True)
+class GatewayCounts:
+    """What the gateway counted since it started (``/metrics``); nothing here is per frame."""
+
+    opened: int = 0
+    """Sessions opened (upgrades answered 101)."""
+    refused: Counter[int] = field(default_factory=Counter)
+    """Upgrades refused, by HTTP status (400 subprotocol, 401 authentication, 404 path, 429
+    throttled)."""
+    replacements: int = 0
+    """Live sessions replaced by a newer connection, here or across nodes (D11's watch)."""
+
+
 class Gateway:
     """Accepts station connections; newest connection of an identity replaces the old one."""
 
@@ -87,6 +101,7 @@ class Gateway:
         is answered Pending); ``csms.app`` starts the certificate renewal there."""
         self._server: asyncio.Server | None = None
         self._sweeper: asyncio.Task[None] | None = None
+        self.counts = GatewayCounts()
 
     @property
     def port(self) -> int:
@@ -125,6 +140,16 @@ class Gateway:
 
     def _upgrade(
         self, request: WSUpgradeRequest, peer: Peer | None = None
+    ) -> WSUpgradeResponseWithListener:
+        answer = self._answer_upgrade(request, peer)
+        if answer.listener is None:
+            self.counts.refused[int(answer.response.status)] += 1
+        else:
+            self.counts.opened += 1
+        return answer
+
+    def _answer_upgrade(
+        self, request: WSUpgradeRequest, peer: Peer | None
     ) -> WSUpgradeResponseWithListener:
         try:
             identity = identity_from_path(request.path.decode("latin-1"))
@@ -216,6 +241,7 @@ class Gateway:
         thus counts on each of them; a connection to a node that holds no session of the
         station is not refused (whether one is live elsewhere is not known before the upgrade
         without a read of presence)."""
+        self.counts.replacements += 1
         if self._replacements.replaced(station_id) and self.auth is not None:
             self.auth.alert(station_id, address, REPLACED_REPEATEDLY,
                             "more than 3 replacements within 60 s")  # fmt: skip

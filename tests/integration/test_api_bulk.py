@@ -6,11 +6,14 @@ import asyncio
 import time
 
 import msgspec
+import picows
+import pytest
 
 from csms import app
 from csms.domain.commands import CommandRecorded
 from tests.integration.api_support import AnsweringStation, api_client, until
 from tests.integration.conftest import read_all_events, ws_url
+from tests.integration.station import Station
 
 STATIONS = 1000
 
@@ -88,6 +91,8 @@ async def test_commands_are_events_and_metrics(csms: app.Running) -> None:
                 return r.status_code == 200 and bool(r.json()["connected"])
 
             await until(connected)
+            with pytest.raises(picows.WSError):  # no common subprotocol: refused with 400
+                await Station.connect(ws_url(csms, "CP-NONE"), "ocpp0.1")
             response = await client.post("/api/v1/stations/CP-EVT/commands/ClearCache", json={})
             command_id = response.json()["command_id"]
             metrics = (await client.get("/metrics")).text
@@ -103,6 +108,10 @@ async def test_commands_are_events_and_metrics(csms: app.Running) -> None:
             assert float(stored.split()[1]) >= 2  # connected, and the CALL with its answer
             assert f'csms_events_in_flight{{node="{node}"}} ' in metrics
             assert f'csms_event_store_retries_total{{node="{node}"}} 0.0' in metrics
+            assert f'csms_gateway_sessions_opened_total{{node="{node}"}} 1.0' in metrics
+            refused = f'csms_gateway_upgrades_refused_total{{node="{node}",status="400"}} 1.0'
+            assert refused in metrics
+            assert f'csms_gateway_replacements_total{{node="{node}"}} 0.0' in metrics
     finally:
         await station.close()
     events = await read_all_events(csms.nats_url, "CP-EVT")

@@ -180,6 +180,7 @@ async def test_workers_share_the_port_restart_a_killed_one_and_drain_together(
             assert samples[f'csms_gateway_stations{{node="{node}"}}'] == held
             # booted, StartTransaction: each station's events are stored where it connected
             assert samples[f'csms_events_stored_total{{node="{node}"}}'] >= 2 * held
+            assert samples[f'csms_gateway_sessions_opened_total{{node="{node}"}}'] == held
 
         os.kill(child, signal.SIGKILL)
         on_child = [s for s, n in zip(stations, names, strict=True) if nodes[n] == "gw-w1"]
