@@ -269,6 +269,7 @@ async def start(settings: Settings) -> Running:
             events_stored=sink.published,
             event_store_retries=sink.failures,
             events_in_flight=sink.in_flight,
+            healthy=sink.healthy and nc.is_connected,
             sessions_opened=gateway.counts.opened,
             upgrades_refused={str(k): v for k, v in gateway.counts.refused.items()},
             replacements=gateway.counts.replacements,
@@ -415,14 +416,17 @@ async def _serve_api(running: Running) -> tuple[ApiServices, ApiServer]:
     """The operator API (with ``/healthz`` and ``/metrics``) on the API port, in this loop."""
     settings = running.settings
 
-    def health() -> dict[str, bool]:
+    async def health() -> dict[str, bool]:
         components = {
             "ocpp_listener": not running.stopping.is_set(),
             "nats": running.nc.is_connected,
             "stream": running.publisher.healthy,
         }
-        if running.workers is not None:
-            components["gateway_workers"] = running.workers.running
+        if running.workers is not None:  # each child alive, and answering as healthy now
+            components["gateway_workers"] = running.workers.running and all(
+                figures is not None and figures.healthy
+                for _, figures in await ask_figures(running.nc, running.workers.node_ids)
+            )
         return components
 
     services = await ApiServices.open(

@@ -41,6 +41,8 @@ class GatewayFigures(msgspec.Struct, kw_only=True, frozen=True):
     """Event writes retried (ack timeout, error ack, no stream, lost connection)."""
     events_in_flight: int
     """Event messages written and not acknowledged yet (answers waiting on them)."""
+    healthy: bool = True
+    """Its NATS connection and its event stream are up (the ``/healthz`` of a child)."""
     sessions_opened: int = 0
     """Since the process started: sessions opened (upgrades answered 101)."""
     upgrades_refused: dict[str, int] = msgspec.field(default_factory=dict)

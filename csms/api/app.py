@@ -34,10 +34,11 @@ class Health(msgspec.Struct, kw_only=True):
     components: dict[str, bool]
 
 
-@get("/healthz", summary="Liveness and readiness", sync_to_thread=False)
-def healthz(services: Services) -> Response[Health]:
-    """200 only when every component (OCPP listener, NATS, stream) is up; 503 otherwise."""
-    components = services.health()
+@get("/healthz", summary="Liveness and readiness")
+async def healthz(services: Services) -> Response[Health]:
+    """200 only when every component (OCPP listener, NATS, stream; with ``--workers``, every
+    gateway process answering) is up; 503 otherwise."""
+    components = await services.health()
     ok = all(components.values())
     body = Health(status="ok" if ok else "unavailable", components=components)
     return Response(body, status_code=200 if ok else 503)

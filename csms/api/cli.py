@@ -89,9 +89,13 @@ async def serve_api(settings: Any) -> None:
             await asyncio.sleep(2.0)
 
     watcher = asyncio.get_running_loop().create_task(watch_stream())
+
+    async def health() -> dict[str, bool]:
+        return {"nats": nc.is_connected, "stream": stream_up["ok"]}
+
     services = await ApiServices.open(
         nc,
-        lambda: {"nats": nc.is_connected, "stream": stream_up["ok"]},
+        health,
         replicas=settings.stream_replicas,
         beat_interval_s=settings.presence_beat_s,
         default_wait_s=settings.call_timeout_s,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,7 +19,7 @@ from streams.presence import PresenceReader
 from streams.presence import open_bucket as open_presence
 from streams.registry import StationRegistry
 
-Health = Callable[[], dict[str, bool]]
+Health = Callable[[], Awaitable[dict[str, bool]]]
 """Component → up; ``/healthz`` answers 200 only when every component is up."""
 
 

@@ -170,17 +170,29 @@ async def test_workers_share_the_port_restart_a_killed_one_and_drain_together(
         assert set(nodes.values()) == {"gw", "gw-w1"}  # 12 connections: both took some
         # /metrics (the first process's API) covers both processes, each under its node id
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{api_port}") as client:
-            metrics = (await client.get("/metrics")).text
-        samples = _samples(metrics)
-        assert (
-            samples['csms_gateway_up{node="gw"}'] == samples['csms_gateway_up{node="gw-w1"}'] == 1
-        )
-        for node in ("gw", "gw-w1"):
-            held = sum(1 for n in nodes.values() if n == node)
-            assert samples[f'csms_gateway_stations{{node="{node}"}}'] == held
-            # booted, StartTransaction: each station's events are stored where it connected
-            assert samples[f'csms_events_stored_total{{node="{node}"}}'] >= 2 * held
-            assert samples[f'csms_gateway_sessions_opened_total{{node="{node}"}}'] == held
+            samples = _samples((await client.get("/metrics")).text)
+            up = ('csms_gateway_up{node="gw"}', 'csms_gateway_up{node="gw-w1"}')
+            assert [samples[name] for name in up] == [1, 1]
+            for node in ("gw", "gw-w1"):
+                held = sum(1 for n in nodes.values() if n == node)
+                assert samples[f'csms_gateway_stations{{node="{node}"}}'] == held
+                assert samples[f'csms_gateway_sessions_opened_total{{node="{node}"}}'] == held
+                # booted, StartTransaction: each station's events stored where it connected
+                assert samples[f'csms_events_stored_total{{node="{node}"}}'] >= 2 * held
+            health = (await client.get("/healthz")).json()
+            assert health["components"]["gateway_workers"] is True
+            # a worker alive but not answering (its loop frozen): /healthz and /metrics say
+            # so, until it answers again
+            os.kill(child, signal.SIGSTOP)
+            try:
+                frozen = await client.get("/healthz")
+                assert frozen.status_code == 503
+                assert frozen.json()["components"]["gateway_workers"] is False
+                samples = _samples((await client.get("/metrics")).text)
+                assert [samples[name] for name in up] == [1, 0]
+            finally:
+                os.kill(child, signal.SIGCONT)
+            assert (await client.get("/healthz")).status_code == 200
 
         os.kill(child, signal.SIGKILL)
         on_child = [s for s, n in zip(stations, names, strict=True) if nodes[n] == "gw-w1"]
