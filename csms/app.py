@@ -260,16 +260,15 @@ async def start(settings: Settings) -> Running:
         nc, node_id, lambda request: execute_command(gateway.sessions, node_id, request)
     )
     await commands.start()
-    sink = publisher
     figures = FiguresResponder(
         nc,
         lambda: GatewayFigures(
             node_id=node_id,
             stations=len(gateway.sessions),
-            events_stored=sink.published,
-            event_store_retries=sink.failures,
-            events_in_flight=sink.in_flight,
-            healthy=sink.healthy and nc.is_connected,
+            events_stored=publisher.published,
+            event_store_retries=publisher.failures,
+            events_in_flight=publisher.in_flight,
+            healthy=publisher.healthy,
             sessions_opened=gateway.counts.opened,
             upgrades_refused={str(k): v for k, v in gateway.counts.refused.items()},
             replacements=gateway.counts.replacements,

@@ -42,7 +42,8 @@ class GatewayFigures(msgspec.Struct, kw_only=True, frozen=True):
     events_in_flight: int
     """Event messages written and not acknowledged yet (answers waiting on them)."""
     healthy: bool = True
-    """Its NATS connection and its event stream are up (the ``/healthz`` of a child)."""
+    """Its event stream is up (the ``/healthz`` of a child; its NATS connection is, or it
+    could not have answered)."""
     sessions_opened: int = 0
     """Since the process started: sessions opened (upgrades answered 101)."""
     upgrades_refused: dict[str, int] = msgspec.field(default_factory=dict)
