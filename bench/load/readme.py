@@ -138,10 +138,15 @@ def _notes(run: Run) -> list[str]:
         best = report.best(s) if s.name == "csms" else None
         if best is not None:
             split = ", ".join(f"{k} {v:.0%}" for k, v in best.server_cpu.items())
+            where = (
+                "CPU 0" if run.nats_cpu == 0 else "the CPU (csms on CPU 0, nats-server on CPU 1)"
+            )
             notes.append(
-                f"Where CPU 0 went in csms's best {HEADLINE_VERSION} run ({best.stations} "
-                f"stations): {split}. Where the csms process spends it: the profile section "
-                "below (`python -m bench.load.profile`)."
+                f"Where {where} went in csms's best {HEADLINE_VERSION} run ({best.stations} "
+                f"stations): {split}; busy: "
+                + ", ".join(f"{k} {v:.0%}" for k, v in best.cpu_busy.items())
+                + ". Where the csms process spends it: the profile section below "
+                "(`python -m bench.load.profile`)."
             )
     if run.plan.idle_stations < 20_000 and not run.plan.idle_group_stations:
         notes.append(

@@ -26,6 +26,7 @@ from bench.load.model import (
     ServerResult,
     SimResult,
 )
+from bench.load.servers import SIM_CPU
 from bench.plots import render_safely
 from bench.sections import write_section
 
@@ -216,6 +217,13 @@ def best(result: ServerResult | None, version: str = HEADLINE_VERSION) -> SimRes
     return max(runs, key=lambda r: r.answered_per_s) if runs else None
 
 
+def _placement(run: Run) -> str:
+    """Where csms's nats-server ran: the bar's reading differs (ADR 0007, session 11)."""
+    if run.nats_cpu == SIM_CPU:
+        return ", nats-server on CPU 1 beside the simulator"
+    return ", nats-server on CPU 0 with csms"
+
+
 def bar(run: Run) -> list[str]:
     servers = _by_name(run)
     ours, ref, echo = (servers.get(n) for n in ("csms", "reference", "echo"))
@@ -231,6 +239,7 @@ def bar(run: Run) -> list[str]:
             f"sustained: {_n(ours_rate)}/s over {held.duration_s:.0f} s after "
             f"{run.plan.sustained_warmup_s:.0f} s at {held.stations} stations"
             + (", memory in use" if ours.fill else "")
+            + _placement(run)
             + f" (best short window: {_n(top.answered_per_s)}/s)"
         )
         theirs = "sustained "

@@ -82,3 +82,16 @@ def test_finish_run_writes_json_section_and_end_load_average(tmp_path: Path) -> 
     assert text.index(report.END) < text.index("<!-- tiny:begin -->")
     assert "value 1.5" in text
     assert "rust ?" in text  # a version not recorded is said to be unknown, not left out
+
+
+def test_the_bar_says_where_nats_server_ran() -> None:
+    """The 40 % reading depends on nats-server's CPU (ADR 0007, session 11): the bar says it."""
+    from bench.load.model import Run
+
+    saved = Path(__file__).resolve().parents[2] / "bench" / "results" / "load.json"
+    run = msgspec.json.decode(saved.read_bytes(), type=Run)
+    for cpu, said in ((0, "nats-server on CPU 0 with csms"), (1, "CPU 1 beside the simulator")):
+        lines = report.bar(msgspec.structs.replace(run, nats_cpu=cpu))
+        shares = [line for line in lines if "of the echo ceiling" in line]
+        assert len(shares) == 1
+        assert said in shares[0]
