@@ -285,10 +285,11 @@ def _parse(argv: list[str]) -> argparse.Namespace:
         "--nats-cpu",
         type=int,
         choices=[SERVER_CPU, SIM_CPU],
-        default=SERVER_CPU,
-        help=f"CPU of csms's nats-server: {SERVER_CPU} (default) with the servers, so CPU 0 "
-        f"carries our whole system; {SIM_CPU}: beside the simulator, the gateway alone on CPU 0 "
-        "(NATS on machines of its own)",
+        default=SIM_CPU,
+        help=f"CPU of csms's nats-server: {SIM_CPU} (default, the bar's reading: ADR 0007, "
+        "session 11) beside the simulator, the gateway alone on CPU 0 as the echo and the "
+        f"reference are (NATS on machines of its own); {SERVER_CPU}: with the servers, so "
+        "CPU 0 carries our whole system (reported beside it)",
     )
     parser.add_argument(
         "--sustained",

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import msgspec
 
+from bench.fleet.model import Percentiles, SimResult
 from bench.load import report
-from bench.load.model import Report
+from bench.load.model import Plan, Report, Run, ServerResult
 from bench.sections import write_section
 
 ENV = {
@@ -84,14 +85,27 @@ def test_finish_run_writes_json_section_and_end_load_average(tmp_path: Path) -> 
     assert "rust ?" in text  # a version not recorded is said to be unknown, not left out
 
 
-def test_the_bar_says_where_nats_server_ran() -> None:
-    """The 40 % reading depends on nats-server's CPU (ADR 0007, session 11): the bar says it."""
-    from bench.load.model import Run
+def _window(rate: float) -> SimResult:
+    return SimResult(
+        mode="throughput", stations=200, connected=200, booted=200,
+        rate_limit_per_station=None, duration_s=30.0, answered=int(rate * 30),
+        answered_per_s=rate, latency=Percentiles(), errors={}, sim_cpu=0.4,
+        server_cpu={}, cpu_busy={},
+    )  # fmt: skip
 
-    saved = Path(__file__).resolve().parents[2] / "bench" / "results" / "load.json"
-    run = msgspec.json.decode(saved.read_bytes(), type=Run)
+
+def test_the_bar_says_where_nats_server_ran() -> None:
+    """The 40 % reading depends on nats-server's CPU (ADR 0007, session 11): the bar says it,
+    and reads the sustained windows of the same run."""
+    plan = Plan([200], 10.0, 2.0, 200, 100, 10, sustained_warmup_s=150.0, sustained_s=30.0)
+    servers = [
+        ServerResult("csms", "", [_window(48_000.0)], sustained=_window(46_000.0)),
+        ServerResult("echo", "", [_window(120_000.0)], sustained=_window(100_000.0)),
+    ]
+    run = Run(started="then", command="cmd", environment=dict(ENV), plan=plan, servers=servers)
     for cpu, said in ((0, "nats-server on CPU 0 with csms"), (1, "CPU 1 beside the simulator")):
         lines = report.bar(msgspec.structs.replace(run, nats_cpu=cpu))
         shares = [line for line in lines if "of the echo ceiling" in line]
         assert len(shares) == 1
         assert said in shares[0]
+        assert "46 % of the echo's sustained 100,000/s" in shares[0]
