@@ -15,9 +15,10 @@ from datetime import UTC, datetime
 import msgspec
 from nats.js import JetStreamContext
 from nats.js.api import KeyValueConfig, StorageType
-from nats.js.errors import BucketNotFoundError, InvalidKeyError, KeyNotFoundError, NoKeysError
+from nats.js.errors import BucketNotFoundError, InvalidKeyError, KeyNotFoundError
 from nats.js.kv import KeyValue
 
+from streams.kv_initial import current_keys
 from streams.kv_mirror import KvMirror
 
 BUCKET = "CSMS_API_KEYS"
@@ -68,11 +69,7 @@ class ApiKeys:
         return record, text
 
     async def list(self) -> list[ApiKey]:
-        try:
-            keys = await self._kv.keys()
-        except NoKeysError:
-            return []
-        records = [await self._get(k) for k in keys]
+        records = [await self._get(k) for k in await current_keys(self._kv)]
         return sorted((r for r in records if r is not None), key=lambda r: r.created_at)
 
     async def revoke(self, key_id_or_name: str) -> int:

@@ -15,9 +15,10 @@ from typing import Literal
 import msgspec
 from nats.js import JetStreamContext
 from nats.js.api import KeyValueConfig, StorageType
-from nats.js.errors import BucketNotFoundError, InvalidKeyError, KeyNotFoundError, NoKeysError
+from nats.js.errors import BucketNotFoundError, InvalidKeyError, KeyNotFoundError
 from nats.js.kv import KeyValue
 
+from streams.kv_initial import current_keys
 from streams.kv_mirror import KvMirror
 from streams.subjects import token
 
@@ -97,11 +98,7 @@ class KvTokens:
     async def all(self) -> list[IdTokenRecord]:
         """Every token, sorted (read from the bucket, not the mirror: a write made an instant
         ago is listed)."""
-        try:
-            keys = await self._kv.keys()
-        except NoKeysError:
-            return []
-        records = [await self._get_key(k) for k in keys]
+        records = [await self._get_key(k) for k in await current_keys(self._kv)]
         return sorted((r for r in records if r), key=lambda r: r.id_token.casefold())
 
     async def _get_key(self, key: str) -> IdTokenRecord | None:

@@ -15,6 +15,8 @@ import logging
 from nats.errors import Error as NatsError
 from nats.js.kv import KeyValue
 
+from streams.kv_initial import ends_initial
+
 log = logging.getLogger(__name__)
 
 
@@ -34,14 +36,13 @@ class KvMirror:
             try:
                 watcher = await self.kv.watch(">")
                 async for entry in watcher:
-                    if entry is None:
-                        if not loaded.done():
-                            loaded.set_result(None)
-                        continue
-                    if entry.operation is not None or not entry.value:
-                        self.values.pop(entry.key, None)
-                    else:
-                        self.values[entry.key] = entry.value
+                    if entry is not None:
+                        if entry.operation is not None or not entry.value:
+                            self.values.pop(entry.key, None)
+                        else:
+                            self.values[entry.key] = entry.value
+                    if not loaded.done() and await ends_initial(watcher, entry):
+                        loaded.set_result(None)
             except (
                 NatsError,
                 OSError,

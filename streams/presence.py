@@ -30,6 +30,7 @@ from nats.js.api import KeyValueConfig, StorageType
 from nats.js.errors import BucketNotFoundError, KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
+from streams.kv_initial import current_entries
 from streams.subjects import token
 
 log = logging.getLogger(__name__)
@@ -121,22 +122,14 @@ class PresenceReader:
         """Every station ever seen, sorted by station id (one watch over the bucket)."""
         stations: list[StationPresence] = []
         beats: dict[str, NodeBeat] = {}
-        watcher = await self._kv.watch(">", ignore_deletes=True)
-        try:
-            while True:  # the watch sends None once the current values are delivered
-                entry = await watcher.updates(timeout=5.0)  # type: ignore[no-untyped-call]
-                if entry is None:
-                    break
-                if not entry.value or entry.operation is not None:
-                    continue
-                if entry.key.startswith("node."):
-                    beat = _beat.decode(entry.value)
-                    beats[beat.node_id] = beat
-                elif entry.key.startswith("st."):
-                    stations.append(_station.decode(entry.value))
-        finally:
-            with contextlib.suppress(Exception):
-                await watcher.stop()  # type: ignore[no-untyped-call]
+        for entry in await current_entries(self._kv):
+            if not entry.value or entry.operation is not None:
+                continue
+            if entry.key.startswith("node."):
+                beat = _beat.decode(entry.value)
+                beats[beat.node_id] = beat
+            elif entry.key.startswith("st."):
+                stations.append(_station.decode(entry.value))
         for presence in stations:
             if presence.connected:
                 self._apply(presence, beats.get(presence.node_id))
@@ -225,18 +218,13 @@ class PresenceWriter:
         revive the entries its previous life never closed: close every entry of this node
         older than this start (its new sessions are younger)."""
         try:
-            watcher = await self._kv.watch("st.>", ignore_deletes=True)
             stale: list[tuple[str, int, StationPresence]] = []
-            while True:
-                entry = await watcher.updates(timeout=5.0)  # type: ignore[no-untyped-call]
-                if entry is None:
-                    break
+            for entry in await current_entries(self._kv, "st.>"):
                 if entry.value and entry.operation is None and entry.revision is not None:
                     presence = _station.decode(entry.value)
                     mine = presence.node_id == self.node_id and presence.connected
                     if mine and presence.connected_at < started_at:
                         stale.append((entry.key, entry.revision, presence))
-            await watcher.stop()  # type: ignore[no-untyped-call]
         except (NatsError, OSError, TimeoutError) as err:
             log.warning("presence sweep failed: %s", err)
             return

@@ -26,9 +26,10 @@ from typing import Final
 import msgspec
 from nats.js import JetStreamContext
 from nats.js.api import KeyValueConfig, StorageType
-from nats.js.errors import BucketNotFoundError, KeyNotFoundError, NoKeysError
+from nats.js.errors import BucketNotFoundError, KeyNotFoundError
 from nats.js.kv import KeyValue
 
+from streams.kv_initial import current_keys, ends_initial
 from streams.subjects import station_of, token
 
 log = logging.getLogger(__name__)
@@ -199,16 +200,15 @@ class StationRegistry:
         seen: set[str] | None = set()  # keys of the initial values; None once reconciled
         try:
             async for entry in watcher:
-                if entry is None:  # the marker after the initial values
+                if entry is not None:
                     if seen is not None:
-                        for key in set(self._cache) - seen:
-                            self._cache.pop(key, None)
-                        seen = None
+                        seen.add(entry.key)
+                    self._apply(entry.key, entry.revision or 0, entry.operation, entry.value)
+                if seen is not None and await ends_initial(watcher, entry):
+                    for key in set(self._cache) - seen:
+                        self._cache.pop(key, None)
+                    seen = None
                     self._synced.set()
-                    continue
-                if seen is not None:
-                    seen.add(entry.key)
-                self._apply(entry.key, entry.revision or 0, entry.operation, entry.value)
         finally:
             with contextlib.suppress(Exception):
                 await watcher.stop()  # type: ignore[no-untyped-call]
@@ -328,11 +328,7 @@ class StationRegistry:
 
     async def all(self) -> list[StationRecord]:
         records: list[StationRecord] = []
-        try:
-            keys = await self._kv.keys()
-        except NoKeysError:  # an empty bucket
-            return records
-        for key in keys:
+        for key in await current_keys(self._kv):
             record = await self.get(station_of(key))
             if record is not None:
                 records.append(record)

@@ -87,7 +87,10 @@ def _run() -> Run:
 def test_the_bar_reads_the_filled_window_and_shows_the_one_as_found() -> None:
     lines = "\n".join(report.bar(_run()))
     assert "sustained: 42,000/s" in lines
-    assert "200 stations, memory in use (best short window: 45,000/s)" in lines
+    assert (
+        "200 stations, memory in use, nats-server on CPU 0 with csms (best short window: 45,000/s)"
+        in lines
+    )
     x = report.X
     assert f"= 42.0{x} the reference's sustained 1,000/s; memory as found: 30,000/s" in lines
     assert f"30,000/s = 30.0{x} |" in lines
